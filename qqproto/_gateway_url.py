@@ -1,0 +1,198 @@
+"""The gateway URL from ``GET /gateway/bot``: fetched once, cached, refetched only when it keeps failing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+from ._config import GatewayConfig
+from ._http import Endpoint, HttpExchange, HttpResponse
+
+__all__ = [
+    "GatewayUrlCache",
+    "SessionStartLimit",
+    "GatewayLocated",
+    "GatewayRateLimited",
+    "GatewayTokenRejected",
+    "GatewayUnavailable",
+]
+
+# Answers that mean "called too often" (reference §8.4).
+RATE_LIMIT_CODES = frozenset({100017, 40023001})
+RATE_LIMIT_TEXT = "频率限制"
+# Answers that mean the access token is expired or wrong (reference §9.4).
+TOKEN_ERROR_CODES = frozenset({11243, 11244})
+# max_concurrency counts session starts per this many seconds (reference §8.1).
+SESSION_START_WINDOW = 5.0
+
+
+@dataclass(frozen=True)
+class GatewayLocated:
+    """The gateway URL was fetched and cached."""
+
+    url: str
+
+
+@dataclass(frozen=True)
+class GatewayRateLimited:
+    """``/gateway/bot`` is rate limited: cool down, keep any cached URL."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class GatewayTokenRejected:
+    """``/gateway/bot`` refused the access token: fetch a new one."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class GatewayUnavailable:
+    """``/gateway/bot`` failed or answered nonsense: retry later."""
+
+    reason: str
+
+
+GatewayResult = Union[GatewayLocated, GatewayRateLimited, GatewayTokenRejected, GatewayUnavailable]
+
+
+@dataclass
+class SessionStartLimit:
+    """How many sessions may still be started, and how fast (``session_start_limit``)."""
+
+    total: int
+    remaining: int
+    reset_at: float
+    max_concurrency: int
+
+
+class GatewayUrlCache:
+    """Keeps the gateway endpoint across reconnects, and the session start budget with it."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self._config = config
+        self._api = Endpoint.from_url(config.api_base)
+        self.endpoint: Optional[Endpoint] = None
+        self.url: Optional[str] = None
+        self.failures = 0
+        self.stale = False
+        self.fetches = 0
+        self.invalidations = 0
+        self._refetch_not_before = 0.0
+        self.suggested_shards: Optional[int] = None
+        self.limit: Optional[SessionStartLimit] = None
+        self._last_identify_at: Optional[float] = None
+
+    @property
+    def api_endpoint(self) -> Endpoint:
+        """Where ``/gateway/bot`` is asked."""
+        return self._api
+
+    def request(self, token: str) -> HttpExchange:
+        """The ``GET /gateway/bot`` request."""
+        self.fetches += 1
+        return HttpExchange(
+            "GET",
+            self._api.join("/gateway/bot"),
+            [
+                ("User-Agent", self._config.user_agent),
+                ("Accept", "application/json"),
+                ("Authorization", f"QQBot {token}"),
+                ("X-Union-Appid", self._config.app_id),
+            ],
+            max_header_size=self._config.max_http_header_size,
+            max_body_size=self._config.max_http_body_size,
+        )
+
+    def accept(self, response: HttpResponse, now: float) -> GatewayResult:
+        """Read the answer to ``/gateway/bot``; cache the URL when it is good."""
+        obj = response.json()
+        fields: dict[str, Any] = obj if isinstance(obj, dict) else {}
+        codes = {fields.get("code"), fields.get("err_code")}
+        message = fields.get("message")
+        detail = f"HTTP {response.status}"
+        if fields.get("code") is not None:
+            detail += f", code {fields.get('code')}"
+        if isinstance(message, str) and message:
+            detail += f": {message[:200]}"
+        if (
+            response.status == 429
+            or codes & RATE_LIMIT_CODES
+            or (isinstance(message, str) and RATE_LIMIT_TEXT in message)
+        ):
+            return GatewayRateLimited(f"/gateway/bot is rate limited ({detail})")
+        if response.status == 401 or codes & TOKEN_ERROR_CODES:
+            return GatewayTokenRejected(f"/gateway/bot rejected the access token ({detail})")
+        if response.status != 200 or not fields:
+            return GatewayUnavailable(f"/gateway/bot answered {detail}")
+        url = fields.get("url")
+        try:
+            endpoint = Endpoint.from_url(url) if isinstance(url, str) else None
+        except ValueError:
+            endpoint = None
+        if endpoint is None or not str(url).lower().startswith(("ws://", "wss://")):
+            return GatewayUnavailable(f"/gateway/bot answered without a ws(s) URL ({detail})")
+        self.endpoint = endpoint
+        self.url = url
+        self.failures = 0
+        self.stale = False
+        shards = fields.get("shards")
+        self.suggested_shards = shards if type(shards) is int and shards > 0 else None
+        self._read_limit(fields.get("session_start_limit"), now)
+        return GatewayLocated(str(url))
+
+    def _read_limit(self, raw: object, now: float) -> None:
+        if not isinstance(raw, dict):
+            return
+        values = [raw.get(key) for key in ("total", "remaining", "reset_after", "max_concurrency")]
+        if not all(type(value) is int and value >= 0 for value in values):
+            return
+        total, remaining, reset_after, concurrency = values
+        assert isinstance(total, int) and isinstance(remaining, int)
+        assert isinstance(reset_after, int) and isinstance(concurrency, int)
+        self.limit = SessionStartLimit(total, remaining, now + reset_after / 1000.0, max(concurrency, 1))
+
+    def needs_fetch(self, now: float) -> bool:
+        """True when there is no URL, or the cached one went stale and a refetch is allowed."""
+        return self.endpoint is None or (self.stale and now >= self._refetch_not_before)
+
+    def fetch_failed(self, now: float, cooldown: float) -> bool:
+        """A fetch failed: hold off refetching; True when a cached URL can still be used meanwhile."""
+        self._refetch_not_before = now + cooldown
+        return self.endpoint is not None
+
+    def connect_failed(self) -> None:
+        """A connection to the cached URL failed; after too many in a row the URL is marked stale."""
+        if self.endpoint is None:
+            return
+        self.failures += 1
+        if self.failures >= self._config.gateway_url_failure_limit and not self.stale:
+            self.stale = True
+            self.invalidations += 1
+
+    def connect_succeeded(self) -> None:
+        """The cached URL answered with Hello."""
+        self.failures = 0
+
+    def identify_delay(self, now: float) -> float:
+        """How long to wait before a new session may be started (0 when it may start now)."""
+        limit = self.limit
+        if limit is None:
+            return 0.0
+        if now >= limit.reset_at:
+            limit.remaining = limit.total
+            limit.reset_at = now + 86400.0
+        if limit.remaining <= 0:
+            return limit.reset_at - now
+        if self._last_identify_at is not None:
+            spacing = SESSION_START_WINDOW / limit.max_concurrency
+            return max(0.0, self._last_identify_at + spacing - now)
+        return 0.0
+
+    def identified(self, now: float) -> None:
+        """A new session was started: spend one from the budget."""
+        self._last_identify_at = now
+        if self.limit is not None:
+            self.limit.remaining = max(0, self.limit.remaining - 1)
+

@@ -1,0 +1,45 @@
+"""A snapshot of a connection's health, for watchdogs and status pages."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+__all__ = ["Health"]
+
+
+@dataclass(frozen=True)
+class Health:
+    """What a watchdog needs to tell a live bot from a deaf one; ``to_dict`` is JSON-ready."""
+
+    state: str
+    connected: bool
+    session_id: Optional[str]
+    last_seq: Optional[int]
+    shard: tuple[int, int]
+    connected_for: Optional[float]
+    heartbeat_interval: Optional[float]
+    heartbeat_latency: Optional[float]
+    last_heartbeat_ack_age: Optional[float]
+    reconnect_attempts: int
+    next_retry_in: Optional[float]
+    last_disconnect_reason: Optional[str]
+    reconnects_by_cause: dict[str, int] = field(default_factory=dict)
+    dispatches_delivered: int = 0
+    timer_late_count: int = 0
+    gateway_url_cached: bool = False
+    token_expires_in: Optional[float] = None
+    fatal_reason: Optional[str] = None
+    fatal_close_code: Optional[int] = None
+
+    @property
+    def alive(self) -> bool:
+        """False once the connection has stopped for good."""
+        return self.fatal_reason is None and self.state not in ("closed", "fatal")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The snapshot as plain JSON types."""
+        data = asdict(self)
+        data["shard"] = list(self.shard)
+        data["alive"] = self.alive
+        return data

@@ -1,0 +1,91 @@
+"""The gateway's JSON envelope: opcodes, the payloads the client sends, and parsing what arrives."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any, Optional
+
+__all__ = ["Opcode", "Payload", "BadPayload", "parse_payload", "identify", "resume", "heartbeat"]
+
+
+class Opcode(enum.IntEnum):
+    """Gateway opcodes (reference §3)."""
+
+    DISPATCH = 0
+    HEARTBEAT = 1
+    IDENTIFY = 2
+    RESUME = 6
+    RECONNECT = 7
+    INVALID_SESSION = 9
+    HELLO = 10
+    HEARTBEAT_ACK = 11
+    HTTP_CALLBACK_ACK = 12
+    CALLBACK_VALIDATION = 13
+
+
+class BadPayload(Exception):
+    """A gateway message that is not a valid envelope; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One parsed envelope ``{"op", "d", "s", "t", "id"}``."""
+
+    op: int
+    d: Any
+    s: Optional[int]
+    t: Optional[str]
+    id: Optional[str]
+
+
+def parse_payload(text: str) -> Payload:
+    """Parse and check one gateway message, raising :class:`BadPayload` on anything malformed."""
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadPayload(f"gateway sent invalid JSON ({exc.__class__.__name__})") from None
+    if not isinstance(obj, dict):
+        raise BadPayload("gateway sent a JSON value that is not an object")
+    op = obj.get("op")
+    if type(op) is not int:
+        raise BadPayload("gateway message has no integer 'op'")
+    s = obj.get("s")
+    if s is not None and type(s) is not int:
+        raise BadPayload(f"gateway message has a non-integer 's' ({type(s).__name__})")
+    t = obj.get("t")
+    if t is not None and not isinstance(t, str):
+        raise BadPayload("gateway message has a non-string 't'")
+    event_id = obj.get("id")
+    if event_id is not None and not isinstance(event_id, str):
+        event_id = str(event_id)
+    return Payload(op=op, d=obj.get("d"), s=s, t=t, id=event_id)
+
+
+def _dump(op: Opcode, d: Any) -> str:
+    return json.dumps({"op": int(op), "d": d}, separators=(",", ":"), ensure_ascii=False)
+
+
+def identify(token: str, intents: int, shard: tuple[int, int]) -> str:
+    """The op 2 Identify message (reference §3.1)."""
+    return _dump(
+        Opcode.IDENTIFY,
+        {
+            "token": f"QQBot {token}",
+            "intents": int(intents),
+            "shard": [shard[0], shard[1]],
+            "properties": {"$os": sys.platform, "$browser": "qqproto", "$device": "qqproto"},
+        },
+    )
+
+
+def resume(token: str, session_id: str, seq: Optional[int]) -> str:
+    """The op 6 Resume message, with the token in the ``QQBot`` form most implementations send."""
+    return _dump(Opcode.RESUME, {"token": f"QQBot {token}", "session_id": session_id, "seq": seq})
+
+
+def heartbeat(seq: Optional[int]) -> str:
+    """The op 1 Heartbeat carrying the last sequence number received, or null."""
+    return _dump(Opcode.HEARTBEAT, seq)

@@ -1,0 +1,42 @@
+"""The connection's states and the transitions allowed between them, as one table."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["State", "TRANSITIONS"]
+
+
+class State(enum.Enum):
+    """Where a connection is in its life."""
+
+    IDLE = "idle"
+    AUTHENTICATING = "authenticating"
+    LOCATING = "locating"
+    CONNECTING = "connecting"
+    IDENTIFYING = "identifying"
+    RESUMING = "resuming"
+    CONNECTED = "connected"
+    WAITING = "waiting"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    FATAL = "fatal"
+
+
+_S = State
+# Every way toward a session can fail into WAITING (reconnect later), FATAL, or CLOSED (close()).
+_ANY_FAILURE = {_S.WAITING, _S.FATAL, _S.CLOSED}
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    _S.IDLE: frozenset({_S.AUTHENTICATING, _S.CLOSED}),
+    _S.AUTHENTICATING: frozenset({_S.LOCATING, _S.CONNECTING, *_ANY_FAILURE}),
+    _S.LOCATING: frozenset({_S.AUTHENTICATING, _S.CONNECTING, *_ANY_FAILURE}),
+    _S.CONNECTING: frozenset({_S.IDENTIFYING, _S.RESUMING, _S.CLOSING, *_ANY_FAILURE}),
+    _S.IDENTIFYING: frozenset({_S.CONNECTED, _S.CLOSING, *_ANY_FAILURE}),
+    _S.RESUMING: frozenset({_S.CONNECTED, _S.CLOSING, *_ANY_FAILURE}),
+    _S.CONNECTED: frozenset({_S.CLOSING, *_ANY_FAILURE}),
+    _S.WAITING: frozenset({_S.AUTHENTICATING, _S.LOCATING, _S.CONNECTING, _S.FATAL, _S.CLOSED}),
+    _S.CLOSING: frozenset({_S.CLOSED}),
+    _S.CLOSED: frozenset(),
+    _S.FATAL: frozenset(),
+}

@@ -1,0 +1,131 @@
+"""The access token: fetching it, reading the answer, and knowing when to refresh it (reference §7)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from ._config import GatewayConfig
+from ._http import Endpoint, HttpExchange, HttpResponse
+
+__all__ = ["TokenCache", "TokenIssued", "CredentialsRejected", "TokenUnavailable", "CREDENTIAL_ERROR_CODES"]
+
+# Platform codes that mean the app id or secret is wrong (reference §7.1 and §9.4).
+CREDENTIAL_ERROR_CODES = frozenset({100016, 11251, 11261, 11275})
+
+
+@dataclass(frozen=True)
+class TokenIssued:
+    """A token was stored."""
+
+    expires_in: float
+
+
+@dataclass(frozen=True)
+class CredentialsRejected:
+    """The token endpoint refused the app id or secret: retrying cannot help."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class TokenUnavailable:
+    """The token endpoint failed in a way that may pass: retry later."""
+
+    reason: str
+
+
+TokenResult = Union[TokenIssued, CredentialsRejected, TokenUnavailable]
+
+
+class TokenCache:
+    """Holds the current access token and when to replace it; never shows the token."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self._config = config
+        self._endpoint = Endpoint.from_url(config.token_url)
+        self._token: Optional[str] = None
+        self.expires_at = 0.0
+        self.refresh_at = 0.0
+        self.fetches = 0
+
+    def __repr__(self) -> str:
+        return f"TokenCache(held={self._token is not None}, expires_at={self.expires_at})"
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Where the token endpoint lives."""
+        return self._endpoint
+
+    def usable(self, now: float) -> bool:
+        """True while a token is held that has not expired."""
+        return self._token is not None and now < self.expires_at
+
+    @property
+    def authorization(self) -> str:
+        """The raw token, for the Identify/Resume payloads and the Authorization header."""
+        if self._token is None:
+            raise RuntimeError("no access token is held")
+        return self._token
+
+    def invalidate(self) -> None:
+        """Forget the token, so the next use fetches a new one."""
+        self._token = None
+        self.expires_at = self.refresh_at = 0.0
+
+    def request(self) -> HttpExchange:
+        """The POST that asks for a token."""
+        self.fetches += 1
+        body = json.dumps({"appId": self._config.app_id, "clientSecret": self._config.client_secret}).encode()
+        return HttpExchange(
+            "POST",
+            self._endpoint,
+            [
+                ("User-Agent", self._config.user_agent),
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json"),
+            ],
+            body,
+            max_header_size=self._config.max_http_header_size,
+            max_body_size=self._config.max_http_body_size,
+        )
+
+    def accept(self, response: HttpResponse, now: float) -> TokenResult:
+        """Read the token endpoint's answer and store the token it carries."""
+        obj = response.json()
+        code = obj.get("code") if isinstance(obj, dict) else None
+        message = obj.get("message") if isinstance(obj, dict) else None
+        detail = f"HTTP {response.status}" + (f", code {code}" if code is not None else "")
+        if isinstance(message, str) and message:
+            detail += f": {message[:200]}"
+        if response.status in (401, 403) or code in CREDENTIAL_ERROR_CODES:
+            return CredentialsRejected(
+                f"the token endpoint rejected the credentials ({detail}); check app_id and client_secret "
+                "in GatewayConfig against the QQ bot console"
+            )
+        if response.status != 200 or not isinstance(obj, dict):
+            return TokenUnavailable(f"the token endpoint answered {detail}")
+        token = obj.get("access_token")
+        expires_in = _seconds(obj.get("expires_in"))
+        if not isinstance(token, str) or not token or expires_in is None or expires_in <= 0:
+            return TokenUnavailable(f"the token endpoint answered without a usable token ({detail})")
+        self._token = token
+        self.expires_at = now + expires_in
+        self.refresh_at = now + max(expires_in - self._config.token_refresh_margin, expires_in / 2)
+        return TokenIssued(expires_in)
+
+
+def _seconds(value: object) -> Optional[float]:
+    """``expires_in`` arrives as a number or as a string of digits (reference §7.1)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
