@@ -51,11 +51,11 @@ class Backoff:
         """
         config = self._config
         self.attempts += 1
-        steps = self.attempts - (1 if immediate else 0)
-        if steps == 0:
+        if immediate and self.attempts == 1:
             delay = 0.0
         else:
-            ceiling = min(config.backoff_cap, config.backoff_base * 2.0 ** min(steps - 1, 32))
+            doublings = min(max(self.attempts - 2, 0), 32)
+            ceiling = min(config.backoff_cap, config.backoff_base * 2.0**doublings)
             delay = ceiling * (0.5 + 0.5 * self._rng.random())
         if self.cooling_down:
             floor = max(floor, config.cooldown)

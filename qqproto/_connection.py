@@ -87,7 +87,6 @@ class _Disconnect:
     resume: bool
     immediate: bool = False
     floor: float = 0.0
-    url_failed: bool = False
 
 
 class QQGatewayConnection:
@@ -454,10 +453,12 @@ class QQGatewayConnection:
         if self._state is State.AUTHENTICATING:
             self._reconnect_later(_Disconnect(cause, reason, resume=self._session_id is not None))
             return
-        # A background refresh failed: try again well before the held token runs out.
+        # A background refresh failed: try again while the held token lasts; once it has run out,
+        # the next connection attempt fetches a token anyway.
         remaining = self._token.expires_at - self._now
-        retry = min(self._config.backoff_cap, max(self._config.backoff_base, remaining / 4))
-        self._timers[_Timer.TOKEN_REFRESH] = self._now + retry
+        if remaining > self._config.backoff_base:
+            retry = min(self._config.backoff_cap, max(self._config.backoff_base, remaining / 2))
+            self._timers[_Timer.TOKEN_REFRESH] = self._now + retry
 
     def _gateway_answered(self, response: HttpResponse) -> None:
         result = self._gateway.accept(response, self._now)
@@ -706,12 +707,11 @@ class QQGatewayConnection:
             self._close_socket(sock)
             self._set_state(State.CLOSED)
             return
-        before_hello = self._state is State.CONNECTING
-        cause = cause or ("connect_failed" if before_hello else "connection_lost")
+        if self._state is State.CONNECTING:
+            cause = "connect_failed"
+        cause = cause or "connection_lost"
         self._drop_ws(
-            sock,
-            RECONNECT_CLOSE_CODE,
-            _Disconnect(cause, reason, resume=True, immediate=cause == "connection_lost", url_failed=before_hello),
+            sock, RECONNECT_CLOSE_CODE, _Disconnect(cause, reason, resume=True, immediate=cause == "connection_lost")
         )
 
     def _drop_ws(self, sock: _Socket, code: int, why: _Disconnect) -> None:
@@ -722,7 +722,8 @@ class QQGatewayConnection:
 
     def _after_ws(self, sock: _Socket, why: _Disconnect) -> None:
         now = self._now
-        if why.url_failed:
+        if self._state is State.CONNECTING:
+            # The cached URL did not get as far as Hello.
             self._gateway.connect_failed()
         if self._connected_since is not None and now - self._connected_since >= self._config.healthy_after:
             self._backoff.reset()

@@ -108,6 +108,7 @@ class Harness:
         self.auto_ready = True
         self.auto_ack = True
         self.answer_close = True
+        self.accept_upgrade = True
         self.session_counter = 0
         self.server_seq = 0
         self.event_log: list[str] = []
@@ -242,6 +243,8 @@ class Harness:
         peer.ws.receive_data(data)
         for event in list(peer.ws.events()):
             if isinstance(event, Request):
+                if not self.accept_upgrade:
+                    continue
                 peer.accepted = True
                 self.deliver(peer.sock_id, peer.ws.send(AcceptConnection()))
                 if self.send_hello:
