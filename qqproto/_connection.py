@@ -7,7 +7,7 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from ._backoff import Backoff
 from ._close_codes import CloseAction, rule_for_close
@@ -173,7 +173,8 @@ class QQGatewayConnection:
             return
         if sock.opened_at is None:
             raise LocalProtocolError(f"receive_data({sock_id}) came before socket_opened({sock_id})")
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         if sock.http is not None:
             result = sock.http.receive_data(data)
             if result is not None:
@@ -226,9 +227,11 @@ class QQGatewayConnection:
 
     def next_timer(self) -> Optional[float]:
         """When :meth:`handle_timer` is next due, or None when nothing is waiting on time."""
-        times = list(self._timers.values())
-        times.extend(sock.deadline for sock in self._sockets.values() if sock.deadline is not None)
-        return min(times) if times else None
+        due = min(self._timers.values()) if self._timers else None
+        for sock in self._sockets.values():
+            if sock.deadline is not None and (due is None or sock.deadline < due):
+                due = sock.deadline
+        return due
 
     def health(self, now: float) -> Health:
         """A snapshot for watchdogs."""
@@ -291,7 +294,7 @@ class QQGatewayConnection:
     # ------------------------------------------------------------------ input checking
 
     def _tick(self, now: float, method: str, *, started: bool = True) -> None:
-        if isinstance(now, bool) or not isinstance(now, (int, float)) or math.isnan(now):
+        if type(now) is not float and (isinstance(now, bool) or not isinstance(now, (int, float))) or now != now:
             raise LocalProtocolError(f"{method}() needs now as a number of seconds, got {now!r}")
         if started and self._state is State.IDLE and method != "start":
             raise LocalProtocolError(f"{method}() was called before start()")
@@ -400,7 +403,7 @@ class QQGatewayConnection:
                 self._fetch_token()
             self._set_state(State.AUTHENTICATING)
             return
-        if self._gateway.needs_fetch(now):
+        if self._gateway.needs_fetch:
             self._set_state(State.LOCATING)
             sock = self._open(_Kind.GATEWAY_URL, self._gateway.api_endpoint.join("/gateway/bot"))
             sock.http = self._gateway.request(self._token.authorization)
@@ -415,7 +418,7 @@ class QQGatewayConnection:
         assert endpoint is not None
         self._set_state(State.CONNECTING)
         sock = self._open(_Kind.WEBSOCKET, endpoint)
-        sock.ws = WebSocketClient(endpoint, max_message_size=self._config.max_message_size)
+        sock.ws = WebSocketClient(endpoint, max_message_size=self._config.max_message_size, rng=self._rng)
         self._ws_sock = sock.sock_id
 
     def _fetch_token(self) -> None:
@@ -472,9 +475,8 @@ class QQGatewayConnection:
             self._gateway_unavailable(result.reason, "gateway_url")
 
     def _gateway_unavailable(self, reason: str, cause: str, *, cooldown: bool = False) -> None:
-        pause = self._config.cooldown if cooldown else self._config.backoff_cap
-        usable_cached = self._gateway.fetch_failed(self._now, pause)
         # With a cached URL still in hand, keep using it rather than waiting on /gateway/bot.
+        usable_cached = self._gateway.fetch_failed()
         floor = 0.0 if usable_cached or not cooldown else self._config.cooldown
         self._reconnect_later(_Disconnect(cause, reason, resume=self._session_id is not None, floor=floor))
 
@@ -522,43 +524,45 @@ class QQGatewayConnection:
                 self._drop_ws(sock, 1007, _Disconnect("bad_input", str(exc), resume=True))
 
     def _on_payload(self, sock: _Socket, payload: Payload) -> None:
-        op = payload.op
-        if op == Opcode.DISPATCH:
-            self._on_dispatch(sock, payload)
-        elif op == Opcode.HEARTBEAT_ACK:
-            if self._heartbeat is not None:
-                latency = self._heartbeat.ack(self._now)
-                if latency is not None:
-                    self._emit(HeartbeatAcked(latency))
-        elif op == Opcode.HELLO:
-            self._on_hello(sock, payload.d)
-        elif op == Opcode.HEARTBEAT:
-            self._beat(sock)
-        elif op == Opcode.RECONNECT:
-            self._drop_ws(
-                sock,
-                RECONNECT_CLOSE_CODE,
-                _Disconnect("reconnect_request", "the gateway asked for a reconnect (op 7)", True, immediate=True),
-            )
-        elif op == Opcode.INVALID_SESSION:
-            resumable = payload.d is True
-            low, high = self._config.invalid_session_delay
-            self._drop_ws(
-                sock,
-                RECONNECT_CLOSE_CODE,
-                _Disconnect(
-                    "invalid_session",
-                    f"the gateway invalidated the session (op 9, resumable={str(resumable).lower()})",
-                    resume=resumable,
-                    floor=self._rng.uniform(low, high),
-                ),
-            )
-        else:
-            raise BadPayload(f"gateway sent unknown opcode {op}")
+        handler = _OPCODE_HANDLERS.get(payload.op)
+        if handler is None:
+            raise BadPayload(f"gateway sent unknown opcode {payload.op}")
+        handler(self, sock, payload)
 
-    def _on_hello(self, sock: _Socket, d: Any) -> None:
+    def _on_heartbeat_ack(self, sock: _Socket, payload: Payload) -> None:
+        if self._heartbeat is not None:
+            latency = self._heartbeat.ack(self._now)
+            if latency is not None:
+                self._emit(HeartbeatAcked(latency))
+
+    def _on_heartbeat_request(self, sock: _Socket, payload: Payload) -> None:
+        self._beat(sock)
+
+    def _on_reconnect(self, sock: _Socket, payload: Payload) -> None:
+        self._drop_ws(
+            sock,
+            RECONNECT_CLOSE_CODE,
+            _Disconnect("reconnect_request", "the gateway asked for a reconnect (op 7)", True, immediate=True),
+        )
+
+    def _on_invalid_session(self, sock: _Socket, payload: Payload) -> None:
+        resumable = payload.d is True
+        low, high = self._config.invalid_session_delay
+        self._drop_ws(
+            sock,
+            RECONNECT_CLOSE_CODE,
+            _Disconnect(
+                "invalid_session",
+                f"the gateway invalidated the session (op 9, resumable={str(resumable).lower()})",
+                resume=resumable,
+                floor=self._rng.uniform(low, high),
+            ),
+        )
+
+    def _on_hello(self, sock: _Socket, payload: Payload) -> None:
         if self._state is not State.CONNECTING:
             return
+        d = payload.d
         interval_ms = d.get("heartbeat_interval") if isinstance(d, dict) else None
         if isinstance(interval_ms, bool) or not isinstance(interval_ms, (int, float)) or not interval_ms > 0:
             raise BadPayload("Hello has no positive heartbeat_interval")
@@ -777,3 +781,14 @@ class QQGatewayConnection:
         self._fatal = Fatal(reason, close_code)
         self._set_state(State.FATAL)
         self._emit(self._fatal)
+
+
+# What each opcode the gateway sends is answered with (reference §3).
+_OPCODE_HANDLERS: dict[int, Callable[[QQGatewayConnection, _Socket, Payload], None]] = {
+    Opcode.DISPATCH: QQGatewayConnection._on_dispatch,
+    Opcode.HEARTBEAT_ACK: QQGatewayConnection._on_heartbeat_ack,
+    Opcode.HELLO: QQGatewayConnection._on_hello,
+    Opcode.HEARTBEAT: QQGatewayConnection._on_heartbeat_request,
+    Opcode.RECONNECT: QQGatewayConnection._on_reconnect,
+    Opcode.INVALID_SESSION: QQGatewayConnection._on_invalid_session,
+}

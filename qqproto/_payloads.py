@@ -5,8 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import sys
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 __all__ = ["Opcode", "Payload", "BadPayload", "parse_payload", "identify", "resume", "heartbeat"]
 
@@ -30,8 +29,7 @@ class BadPayload(Exception):
     """A gateway message that is not a valid envelope; the message says what is wrong."""
 
 
-@dataclass(frozen=True)
-class Payload:
+class Payload(NamedTuple):
     """One parsed envelope ``{"op", "d", "s", "t", "id"}``."""
 
     op: int
@@ -88,4 +86,4 @@ def resume(token: str, session_id: str, seq: Optional[int]) -> str:
 
 def heartbeat(seq: Optional[int]) -> str:
     """The op 1 Heartbeat carrying the last sequence number received, or null."""
-    return _dump(Opcode.HEARTBEAT, seq)
+    return '{"op":1,"d":%s}' % ("null" if seq is None else int(seq))

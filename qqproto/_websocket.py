@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -17,11 +18,15 @@ from wsproto.events import (
     TextMessage,
 )
 
+from ._frames import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, SIMPLE_TEXT, encode_frame, frame_extent
 from ._http import Endpoint
 
 __all__ = ["WebSocketClient", "WsOpened", "WsText", "WsClosed", "WsFailed", "WsEvent"]
 
 ABNORMAL_CLOSURE = 1006
+# Close codes that must not be sent back in a close frame (RFC 6455 §7.4.1).
+NO_ECHO = frozenset({1005, 1006, 1015})
+MAX_HANDSHAKE_SIZE = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -58,15 +63,31 @@ WsEvent = Union[WsOpened, WsText, WsClosed, WsFailed]
 
 
 class WebSocketClient:
-    """Turns bytes from the socket into gateway messages and closes, and messages into bytes."""
+    """Turns bytes from the socket into gateway messages and closes, and messages into bytes.
 
-    def __init__(self, endpoint: Endpoint, *, max_message_size: int) -> None:
+    Complete, unmasked, unfragmented text frames, nearly all the gateway sends, are decoded
+    here directly; every other frame (control frames, fragments, anything unusual, the
+    closing handshake) is handed whole to wsproto, so both paths keep wsproto's rules.
+    """
+
+    def __init__(
+        self, endpoint: Endpoint, *, max_message_size: int, rng: random.Random, fast_path: bool = True
+    ) -> None:
         self._ws = WSConnection(ConnectionType.CLIENT)
+        self._rng = rng
+        self._close_sent = False
         self._handshake = self._ws.send(Request(host=endpoint.host_header, target=endpoint.target))
         self._max_message_size = max_message_size
+        self._fast_path = fast_path
+        self._upgraded = False
+        self._buffer = bytearray()
+        self._owed_to_wsproto = 0
+        self._fragmented = False
         self._parts: list[str] = []
         self._size = 0
         self._finished = False
+        self._events: list[WsEvent] = []
+        self._out = bytearray()
 
     def handshake_bytes(self) -> bytes:
         """The upgrade request, to write once the socket is open."""
@@ -75,73 +96,140 @@ class WebSocketClient:
     @property
     def is_open(self) -> bool:
         """True while messages may be sent."""
-        return not self._finished and self._ws.state is ConnectionState.OPEN
+        return self._upgraded and not self._finished and not self._close_sent
 
     def send_text(self, text: str) -> bytes:
         """The bytes of one text message."""
-        return self._ws.send(TextMessage(data=text))
+        return self._frame(OPCODE_TEXT, text.encode())
 
     def close(self, code: int, reason: str = "") -> bytes:
-        """Start the closing handshake; the bytes of the close frame (empty when already closing)."""
-        if self._ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
-            return self._ws.send(CloseConnection(code=code, reason=reason))
-        return b""
+        """Start the closing handshake; the bytes of the close frame (empty once one was sent)."""
+        if not self._upgraded or self._close_sent:
+            return b""
+        self._close_sent = True
+        return self._frame(OPCODE_CLOSE, code.to_bytes(2, "big") + reason.encode()[:123])
+
+    def _frame(self, opcode: int, payload: bytes) -> bytes:
+        """One masked client frame; the mask comes from the injected rng, so one seed gives one byte stream."""
+        return encode_frame(opcode, payload, self._rng.getrandbits(32).to_bytes(4, "big"))
 
     def receive_data(self, data: bytes) -> tuple[list[WsEvent], bytes]:
         """Feed bytes read from the socket (``b""`` at EOF); return what happened and bytes to write back."""
         if self._finished:
             return [], b""
-        events: list[WsEvent] = []
-        out = b""
+        self._events = []
+        self._out = bytearray()
         try:
-            self._ws.receive_data(data if data else None)
-            for event in self._ws.events():
-                if isinstance(event, TextMessage):
-                    self._size += len(event.data)
-                    if self._size > self._max_message_size:
-                        return self._fail(events, out, 1009, f"message larger than {self._max_message_size} bytes")
-                    self._parts.append(event.data)
-                    if event.message_finished:
-                        events.append(WsText("".join(self._parts)))
-                        self._parts.clear()
-                        self._size = 0
-                elif isinstance(event, AcceptConnection):
-                    events.append(WsOpened())
-                elif isinstance(event, Ping):
-                    out += self._ws.send(event.response())
-                elif isinstance(event, CloseConnection):
-                    return self._closed(events, out, event)
-                elif isinstance(event, RejectConnection):
-                    return self._fail(events, out, None, f"the gateway refused the upgrade with HTTP {event.status_code}")
-                elif isinstance(event, BytesMessage):
-                    return self._fail(events, out, 1003, "the gateway sent a binary message")
+            if not data:
+                self._to_wsproto(None)
+                if not self._finished:
+                    self._events.append(WsClosed(None, "the connection closed"))
+                    self._finished = True
+            elif not self._upgraded:
+                self._receive_handshake(data)
+            else:
+                self._buffer += data
+                self._receive_frames()
         except Exception as exc:  # wsproto and h11 raise several types on malformed input
-            return self._fail(events, out, 1002, f"malformed WebSocket data ({exc.__class__.__name__}: {exc})")
-        if data == b"":
-            events.append(WsClosed(None, "the connection closed"))
-            self._finished = True
-        return events, out
+            self._fail(1002, f"malformed WebSocket data ({exc.__class__.__name__}: {exc})")
+        return self._events, bytes(self._out)
 
-    def _closed(self, events: list[WsEvent], out: bytes, event: CloseConnection) -> tuple[list[WsEvent], bytes]:
+    def _receive_handshake(self, data: bytes) -> None:
+        # wsproto gets the response head alone, so every frame after it passes through _receive_frames.
+        self._buffer += data
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buffer) > MAX_HANDSHAKE_SIZE:
+                self._fail(None, f"the upgrade answer has no end of headers within {MAX_HANDSHAKE_SIZE} bytes")
+            return
+        head = bytes(self._buffer[: end + 4])
+        del self._buffer[: end + 4]
+        self._to_wsproto(head)
+        if self._upgraded and not self._finished:
+            self._receive_frames()
+
+    def _receive_frames(self) -> None:
+        buffer = self._buffer
+        pos = 0
+        while pos < len(buffer) and not self._finished:
+            if self._owed_to_wsproto:
+                chunk = bytes(buffer[pos : pos + self._owed_to_wsproto])
+                pos += len(chunk)
+                self._owed_to_wsproto -= len(chunk)
+                self._to_wsproto(chunk)
+                continue
+            extent = frame_extent(buffer, pos)
+            if extent is None:
+                break
+            first, header, length, masked = extent
+            if first == SIMPLE_TEXT and not masked and self._fast_path and not self._fragmented and length <= self._max_message_size:
+                end = pos + header + length
+                if end <= len(buffer):
+                    try:
+                        text = buffer[pos + header : end].decode("utf-8")
+                    except UnicodeDecodeError:
+                        self._fail(1007, "bad WebSocket frame: invalid UTF-8 in a text message")
+                        break
+                    self._events.append(WsText(text))
+                    pos = end
+                    continue
+            opcode, fin = first & 0x0F, bool(first & 0x80)
+            if opcode in (1, 2):
+                self._fragmented = not fin
+            elif opcode == 0 and fin:
+                self._fragmented = False
+            self._owed_to_wsproto = header + length
+        del buffer[:pos]
+
+    def _to_wsproto(self, data: Optional[bytes]) -> None:
+        self._ws.receive_data(data)
+        for event in self._ws.events():
+            if isinstance(event, TextMessage):
+                self._size += len(event.data)
+                if self._size > self._max_message_size:
+                    self._fail(1009, f"message larger than {self._max_message_size} bytes")
+                    return
+                self._parts.append(event.data)
+                if event.message_finished:
+                    self._events.append(WsText("".join(self._parts)))
+                    self._parts.clear()
+                    self._size = 0
+            elif isinstance(event, AcceptConnection):
+                self._upgraded = True
+                self._events.append(WsOpened())
+            elif isinstance(event, Ping):
+                if not self._close_sent:
+                    self._out += self._frame(OPCODE_PONG, bytes(event.payload))
+            elif isinstance(event, CloseConnection):
+                self._closed(event)
+                return
+            elif isinstance(event, RejectConnection):
+                self._fail(None, f"the gateway refused the upgrade with HTTP {event.status_code}")
+                return
+            elif isinstance(event, BytesMessage):
+                self._fail(1003, "the gateway sent a binary message")
+                return
+
+    def _closed(self, event: CloseConnection) -> None:
         state = self._ws.state
         if state is ConnectionState.OPEN:
             # wsproto reports a frame it could not parse as a close it has not sent yet.
-            return self._fail(events, out, event.code, f"bad WebSocket frame: {event.reason}")
-        if state is ConnectionState.REMOTE_CLOSING:
-            out += self._ws.send(event.response())
+            self._fail(event.code, f"bad WebSocket frame: {event.reason}")
+            return
+        if not self._close_sent:
+            self._out += self.close(event.code if event.code not in NO_ECHO else 1000)
         code: Optional[int] = None if event.code == ABNORMAL_CLOSURE else int(event.code)
-        events.append(WsClosed(code, event.reason or ""))
+        self._events.append(WsClosed(code, event.reason or ""))
         self._finished = True
-        return events, out
 
-    def _fail(
-        self, events: list[WsEvent], out: bytes, code: Optional[int], reason: str
-    ) -> tuple[list[WsEvent], bytes]:
+    def _fail(self, code: Optional[int], reason: str) -> None:
+        if self._finished:
+            return
         if code is not None:
             try:
-                out += self.close(code, reason[:100])
+                self._out += self.close(code, reason[:100])
             except Exception:
                 pass
-        events.append(WsFailed(reason))
+        self._events.append(WsFailed(reason))
         self._finished = True
-        return events, out
+
