@@ -58,5 +58,8 @@ class Backoff:
             ceiling = min(config.backoff_cap, config.backoff_base * 2.0**doublings)
             delay = ceiling * (0.5 + 0.5 * self._rng.random())
         if self.cooling_down:
-            floor = max(floor, config.cooldown)
+            # Each further quick disconnect doubles the cooldown, so a loop the platform keeps
+            # closing (unauthorised intents show as op 9 then 4903) cannot burn the day's session starts.
+            excess = min(self.quick_disconnects - config.quick_disconnect_limit, 32)
+            floor = max(floor, min(config.cooldown_cap, config.cooldown * 2.0**excess))
         return max(delay, floor)

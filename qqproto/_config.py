@@ -65,6 +65,7 @@ class GatewayConfig:
     quick_disconnect_window: float = 5.0
     quick_disconnect_limit: int = 3
     cooldown: float = 60.0
+    cooldown_cap: float = 1800.0
     invalid_session_delay: tuple[float, float] = (1.0, 5.0)
     resume_failure_limit: int = 3
     gateway_url_failure_limit: int = 3
@@ -117,6 +118,7 @@ class GatewayConfig:
             "healthy_after",
             "quick_disconnect_window",
             "cooldown",
+            "cooldown_cap",
             "token_refresh_margin",
         ):
             _check(getattr(self, name) > 0, f"{name} must be positive")

@@ -79,7 +79,6 @@ class GatewayUrlCache:
         self.stale = False
         self.fetches = 0
         self.invalidations = 0
-        self._refetch_not_before = 0.0
         self.suggested_shards: Optional[int] = None
         self.limit: Optional[SessionStartLimit] = None
         self._last_identify_at: Optional[float] = None
@@ -153,14 +152,22 @@ class GatewayUrlCache:
         assert isinstance(reset_after, int) and isinstance(concurrency, int)
         self.limit = SessionStartLimit(total, remaining, now + reset_after / 1000.0, max(concurrency, 1))
 
-    def needs_fetch(self, now: float) -> bool:
-        """True when there is no URL, or the cached one went stale and a refetch is allowed."""
-        return self.endpoint is None or (self.stale and now >= self._refetch_not_before)
+    @property
+    def needs_fetch(self) -> bool:
+        """True when there is no URL, or the cached one went stale."""
+        return self.endpoint is None or self.stale
 
-    def fetch_failed(self, now: float, cooldown: float) -> bool:
-        """A fetch failed: hold off refetching; True when a cached URL can still be used meanwhile."""
-        self._refetch_not_before = now + cooldown
-        return self.endpoint is not None
+    def fetch_failed(self) -> bool:
+        """A fetch failed; True when a cached URL is still held and should go on being used.
+
+        A stale URL gets one refetch: if that fails, the URL is trusted again until it fails
+        ``gateway_url_failure_limit`` more times, so each invalidation costs at most one call.
+        """
+        if self.endpoint is None:
+            return False
+        self.stale = False
+        self.failures = 0
+        return True
 
     def connect_failed(self) -> None:
         """A connection to the cached URL failed; after too many in a row the URL is marked stale."""

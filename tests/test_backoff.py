@@ -43,6 +43,20 @@ def test_quick_disconnects_cool_down_for_a_minute() -> None:
     assert all(s.delay < CONFIG.cooldown for s in scheduled[:-1])
 
 
+def test_quick_disconnects_that_go_on_double_the_cooldown_up_to_its_cap() -> None:
+    h = Harness().connect()
+    delays = []
+    for _ in range(CONFIG.quick_disconnect_limit + 8):
+        h.advance_until(lambda: h.conn.state is State.CONNECTED, limit=4000)
+        h.server_close(4009)
+        delays.append(h.of_type(ReconnectScheduled)[-1].delay)
+    cooled = delays[CONFIG.quick_disconnect_limit - 1 :]
+    assert cooled[0] >= CONFIG.cooldown
+    assert cooled[1] >= 2 * CONFIG.cooldown
+    assert max(cooled) <= CONFIG.cooldown_cap
+    assert cooled[-1] == CONFIG.cooldown_cap
+
+
 def test_attempt_counter_resets_after_a_healthy_session() -> None:
     h = Harness().connect()
     h.refuse_connections = True
