@@ -1,0 +1,22 @@
+"""A fake QQ bot platform for tests: sans-IO, real HTTP and WebSocket bytes, scheduled faults.
+
+The loopback TLS server lives in :mod:`qqproto.testing.serve` (it needs ``trustme``).
+"""
+
+from ._actions import ServerAction, ServerClose, ServerSend
+from ._config import ALL_INTENTS, PlatformConfig
+from ._counters import PlatformCounters
+from ._dispatches import DispatchGenerator
+from ._platform import CLOSE_REASONS, FakeQQPlatform
+
+__all__ = [
+    "ALL_INTENTS",
+    "CLOSE_REASONS",
+    "DispatchGenerator",
+    "FakeQQPlatform",
+    "PlatformConfig",
+    "PlatformCounters",
+    "ServerAction",
+    "ServerClose",
+    "ServerSend",
+]
