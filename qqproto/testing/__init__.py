@@ -7,9 +7,19 @@ from ._actions import ServerAction, ServerClose, ServerSend
 from ._config import ALL_INTENTS, PlatformConfig
 from ._counters import PlatformCounters
 from ._dispatches import DispatchGenerator
+from ._plans import PLANS, Fault, Plan, RandomFault, TimedFault
 from ._platform import CLOSE_REASONS, FakeQQPlatform
+from ._simulation import Report, Simulation, TimelineEntry
 
 __all__ = [
+    "PLANS",
+    "Fault",
+    "Plan",
+    "RandomFault",
+    "Report",
+    "Simulation",
+    "TimedFault",
+    "TimelineEntry",
     "ALL_INTENTS",
     "CLOSE_REASONS",
     "DispatchGenerator",

@@ -1,0 +1,458 @@
+"""Months of a bot's life in seconds: one virtual clock, an in-memory network, a client and the fake platform."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Optional
+
+from .._config import GatewayConfig
+from .._connection import QQGatewayConnection
+from .._events import (
+    CloseSocket,
+    Dispatch,
+    Fatal,
+    OpenSocket,
+    ReconnectScheduled,
+    SendData,
+    TimerLate,
+)
+from .._state import State
+from ._actions import ServerClose, ServerSend
+from ._dispatches import DispatchGenerator
+from ._plans import Fault, Plan
+from ._platform import FakeQQPlatform
+
+__all__ = ["Simulation", "Report", "TimelineEntry"]
+
+GATEWAY_URL = "wss://api.sgroup.qq.com/websocket"
+PROGRESS_STEP = 3600.0
+# After the last day no new events or faults come; this long is given to deliver what is in flight.
+SETTLE = 900.0
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """A moment worth drawing: the client changed state, or a reconnect was scheduled and why."""
+
+    at: float
+    state: str
+    cause: Optional[str] = None
+
+
+@dataclass
+class Report:
+    """What a simulated run shows; ``to_dict`` gives the JSON keys ``qqproto simulate`` prints."""
+
+    plan: str
+    seed: int
+    days: float
+    events_generated: int = 0
+    events_delivered: int = 0
+    events_lost: int = 0
+    events_duplicated: int = 0
+    events_abandoned_by_platform: int = 0
+    identifies: int = 0
+    resumes: int = 0
+    gateway_url_fetches: int = 0
+    gateway_cache_invalidations: int = 0
+    token_fetches: int = 0
+    reconnects_by_reason: dict[str, int] = field(default_factory=dict)
+    faults_injected: dict[str, int] = field(default_factory=dict)
+    uptime_ratio: float = 0.0
+    longest_outage_s: float = 0.0
+    silent_dead_s: float = 0.0
+    timer_late_count: int = 0
+    fatal: Optional[str] = None
+    timeline: list[TimelineEntry] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as plain JSON types, without the timeline."""
+        data = asdict(self)
+        del data["timeline"]
+        return data
+
+
+@dataclass
+class _Link:
+    """One client socket and the platform connection behind it."""
+
+    sock_id: int
+    up: bool = True
+    at_platform: bool = False
+    to_client_at: float = 0.0
+    to_platform_at: float = 0.0
+
+
+class Simulation:
+    """Runs a :class:`QQGatewayConnection` against a :class:`FakeQQPlatform` under a fault plan."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        seed: int,
+        days: float,
+        client_config: Optional[GatewayConfig] = None,
+        progress: Optional[Callable[[float], None]] = None,
+    ) -> None:
+        seeds = random.Random(seed)
+        self.plan = plan
+        self.days = days
+        self.end = days * 86400.0
+        self.now = 0.0
+        self._net = random.Random(seeds.getrandbits(64))
+        self._faults = random.Random(seeds.getrandbits(64))
+        self._events = DispatchGenerator(random.Random(seeds.getrandbits(64)))
+        self.platform = FakeQQPlatform(plan.platform, rng=random.Random(seeds.getrandbits(64)))
+        self.platform.gateway_url = GATEWAY_URL
+        config = client_config or GatewayConfig(
+            app_id=plan.platform.app_id, client_secret=plan.platform.client_secret
+        )
+        self.client = QQGatewayConnection(config, rng=random.Random(seeds.getrandbits(64)))
+        self.report = Report(plan=plan.name, seed=seed, days=days)
+        self._progress = progress
+        self._queue: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._order = 0
+        self._links: dict[int, _Link] = {}
+        self._outage_until = -1.0
+        self._stall_until = -1.0
+        self._client_timer: Optional[float] = None
+        self._platform_timer: Optional[float] = None
+        self._generated: set[str] = set()
+        self._delivered: Counter[str] = Counter()
+        self._event_count = 0
+        self._causes: Counter[str] = Counter()
+        self._faults_seen: Counter[str] = Counter()
+        self._state = State.IDLE
+        self._mark = 0.0
+        self._up = False
+        self._connected = False
+        self._live = False
+        self._silent_since: Optional[float] = None
+        self._down_since: Optional[float] = 0.0
+        self._up_time = 0.0
+        self._timer_late = 0
+        self._fatal: Optional[str] = None
+        self._hello_interval = plan.platform.heartbeat_interval_ms / 1000.0
+        self._latency_base, self._latency_jitter = plan.latency, plan.latency_jitter
+        # What the simulation does with each action of the client; notices it has no use for are absent.
+        self._client_handlers: dict[type, Callable[[Any], None]] = {
+            SendData: self._client_sent,
+            OpenSocket: self._client_opened,
+            CloseSocket: self._client_closed,
+            Dispatch: self._delivered_to_app,
+            ReconnectScheduled: self._reconnect_scheduled,
+            TimerLate: self._timer_was_late,
+            Fatal: self._gave_up,
+        }
+
+    # ------------------------------------------------------------------ the virtual clock
+
+    def _at(self, when: float, fn: Callable[..., None], *args: Any) -> None:
+        self._order += 1
+        heapq.heappush(self._queue, (when, self._order, fn, args))
+
+    def run(self) -> Report:
+        """Simulate until the end of the last day, or until the client gives up for good."""
+        self._at(0.0, self._client_start)
+        self._at(self._net.expovariate(1.0 / self.plan.event_interval), self._generate_event)
+        for timed in self.plan.timed:
+            self._at(timed.at, self._inject, timed.fault, timed.value, None)
+        for rf in self.plan.random:
+            self._at(self._faults.expovariate(1.0 / rf.mean_interval), self._inject, rf.fault, rf.value, rf.mean_interval)
+        next_progress = PROGRESS_STEP
+        while self._queue and self._fatal is None:
+            when, _, fn, args = heapq.heappop(self._queue)
+            if when > self.end + SETTLE:
+                break
+            self.now = when
+            fn(*args)
+            if self._progress is not None and when >= next_progress:
+                self._progress(min(1.0, when / self.end))
+                next_progress = when + PROGRESS_STEP
+        end = min(self.now, self.end)
+        if self._up:
+            self._up_time += end - self._mark
+        self._mark = end
+        return self._finish()
+
+    # ------------------------------------------------------------------ the client's side
+
+    def _client_start(self) -> None:
+        self.client.start(self.now)
+        self._after_client()
+
+    def _client_call(self, method: Callable[..., None], *args: Any) -> None:
+        """An input for the client, postponed while its host loop is blocked."""
+        if self.now < self._stall_until:
+            self._at(self._stall_until, self._client_call, method, *args)
+            return
+        method(*args, self.now)
+        self._after_client()
+
+    def _client_timer_fired(self, at: float) -> None:
+        if self._client_timer == at:
+            self._client_timer = None
+        if self.now < self._stall_until:
+            self._wake_client(self._stall_until)
+            return
+        due = self.client.next_timer()
+        if due is None or due > self.now:
+            self._wake_client(due)
+            return
+        self.client.handle_timer(self.now)
+        self._after_client()
+
+    def _wake_client(self, due: Optional[float]) -> None:
+        """Make sure a wake-up is queued for ``due``; a later one left in the queue only rechecks."""
+        if due is not None and (self._client_timer is None or due < self._client_timer):
+            self._client_timer = due
+            self._at(due, self._client_timer_fired, due)
+
+    def _after_client(self) -> None:
+        handlers = self._client_handlers
+        for action in self.client.next_actions():
+            handler = handlers.get(type(action))
+            if handler is not None:
+                handler(action)
+        state = self.client.state
+        if state is not self._state:
+            self._state = state
+            self.report.timeline.append(TimelineEntry(self.now, state.value))
+            self._look(self.now)
+        self._wake_client(self.client.next_timer())
+
+    def _client_sent(self, action: SendData) -> None:
+        self._to_platform(action.sock_id, action.data)
+
+    def _client_opened(self, action: OpenSocket) -> None:
+        self._open(action.sock_id)
+
+    def _client_closed(self, action: CloseSocket) -> None:
+        self._to_platform(action.sock_id, b"")
+
+    def _delivered_to_app(self, action: Dispatch) -> None:
+        if action.event_id is not None:
+            self._delivered[action.event_id] += 1
+
+    def _reconnect_scheduled(self, action: ReconnectScheduled) -> None:
+        self._causes[action.cause] += 1
+        self.report.timeline.append(TimelineEntry(self.now, "waiting", action.cause))
+
+    def _timer_was_late(self, action: TimerLate) -> None:
+        self._timer_late += 1
+
+    def _gave_up(self, action: Fatal) -> None:
+        self._fatal = action.reason
+
+    # ------------------------------------------------------------------ the network
+
+    def _latency(self) -> float:
+        return self._latency_base + self._net.random() * self._latency_jitter
+
+    def _open(self, sock_id: int) -> None:
+        link = self._links[sock_id] = _Link(sock_id)
+        if self.now < self._outage_until or self._net.random() < self.plan.connect_loss:
+            link.up = False  # the SYN is lost: the client's connect deadline will notice
+            return
+        self._at(self.now + self._latency(), self._platform_accept, link)
+
+    def _platform_accept(self, link: _Link) -> None:
+        if not link.up:
+            return
+        if self.platform.connection_made(link.sock_id, self.now):
+            link.at_platform = True
+            self._at(self.now + self._latency(), self._client_call, self.client.socket_opened, link.sock_id)
+        else:
+            link.up = False
+            self._at(
+                self.now + self._latency(),
+                self._client_call,
+                self.client.socket_failed,
+                link.sock_id,
+                "connection refused",
+            )
+        self._after_platform()
+
+    def _to_platform(self, sock_id: int, data: bytes) -> None:
+        link = self._links.get(sock_id)
+        if link is None or not link.up:
+            return
+        link.to_platform_at = max(self.now + self._latency(), link.to_platform_at)
+        self._at(link.to_platform_at, self._platform_receive, link, data)
+
+    def _platform_receive(self, link: _Link, data: bytes) -> None:
+        if not link.up or not link.at_platform:
+            return
+        if data == b"":
+            link.at_platform = False
+        self.platform.receive_data(link.sock_id, data, self.now)
+        self._after_platform()
+
+    def _to_client(self, sock_id: int, data: bytes) -> None:
+        link = self._links.get(sock_id)
+        if link is None or not link.up:
+            return
+        link.to_client_at = max(self.now + self._latency(), link.to_client_at)
+        self._at(link.to_client_at, self._client_receive, link, data)
+
+    def _client_receive(self, link: _Link, data: bytes) -> None:
+        if link.up:
+            self._client_call(self.client.receive_data, link.sock_id, data)
+
+    # ------------------------------------------------------------------ the platform's side
+
+    def _after_platform(self) -> None:
+        for action in self.platform.next_actions():
+            if isinstance(action, ServerSend):
+                self._to_client(action.conn_id, action.data)
+            elif isinstance(action, ServerClose):
+                link = self._links.get(action.conn_id)
+                if link is not None and link.at_platform:
+                    link.at_platform = False
+                    self._to_client(action.conn_id, b"")
+        self._look(self.now, live=self.platform.has_live_gateway(self.now))
+        self._wake_platform(self.platform.next_timer())
+
+    def _platform_timer_fired(self, at: float) -> None:
+        if self._platform_timer == at:
+            self._platform_timer = None
+        due = self.platform.next_timer()
+        if due is None or due > self.now:
+            self._wake_platform(due)
+            return
+        self.platform.handle_timer(self.now)
+        self._after_platform()
+
+    def _wake_platform(self, due: Optional[float]) -> None:
+        if due is not None and (self._platform_timer is None or due < self._platform_timer):
+            self._platform_timer = due
+            self._at(due, self._platform_timer_fired, due)
+
+    def _generate_event(self) -> None:
+        if self.now > self.end:
+            return
+        self._push_event()
+        self._at(self.now + self._net.expovariate(1.0 / self.plan.event_interval), self._generate_event)
+
+    def _push_event(self) -> None:
+        self._event_count += 1
+        event_type, data, _ = self._events.next(self.now)
+        event_id = f"{event_type}:sim-{self._event_count}"
+        if self.platform.push_event(event_type, data, self.now, event_id) is not None:
+            self._generated.add(event_id)
+        self._after_platform()
+
+    # ------------------------------------------------------------------ faults
+
+    def _inject(self, fault: Fault, value: float, mean_interval: Optional[float]) -> None:
+        if self.now > self.end:
+            return
+        self._faults_seen[fault.value] += 1
+        now, platform = self.now, self.platform
+        if fault is Fault.RECONNECT:
+            platform.send_reconnect(now)
+        elif fault is Fault.INVALIDATE:
+            platform.invalidate_session(now, resumable=False)
+        elif fault is Fault.INVALIDATE_RESUMABLE:
+            platform.invalidate_session(now, resumable=True)
+        elif fault is Fault.FAIL_RESUMES:
+            platform.fail_next_resumes(int(value), resumable=self._faults.random() < 0.5)
+        elif fault is Fault.DROP:
+            platform.drop_connections(now)
+        elif fault is Fault.SILENCE:
+            platform.go_silent(now)
+        elif fault is Fault.STOP_ACKS:
+            platform.stop_acks(now)
+            self._at(now + value, self._resume_acks)
+        elif fault is Fault.OUTAGE:
+            self._outage_until = now + value
+            for link in self._links.values():
+                link.up = False
+        elif fault is Fault.TOKEN_5XX:
+            platform.fail_token_endpoint(int(value), 503)
+        elif fault is Fault.EXPIRE_TOKENS:
+            platform.expire_tokens(now)
+        elif fault is Fault.HOST_STALL:
+            self._stall_until = max(self._stall_until, now + value)
+        elif fault is Fault.BURST:
+            for i in range(int(value)):
+                self._at(now + i * 0.05, self._push_event)
+        elif fault is Fault.CLOSE:
+            platform.close_gateway(int(value), now)
+        self._after_platform()
+        if mean_interval is not None:
+            self._at(now + self._faults.expovariate(1.0 / mean_interval), self._inject, fault, value, mean_interval)
+
+    def _resume_acks(self) -> None:
+        self.platform.resume_acks(self.now)
+        self._after_platform()
+
+    # ------------------------------------------------------------------ measuring
+
+    def _look(self, when: float, *, live: Optional[bool] = None) -> None:
+        """Note whether the client is connected and the platform agrees; act only when that changed.
+
+        Called after every client step, and after every platform step with the platform's view:
+        nothing else changes what it sees.
+        """
+        if when > self.end:
+            return
+        if live is None:
+            live = self._live
+        connected = self._state is State.CONNECTED
+        if connected == self._connected and live == self._live:
+            return
+        self._connected, self._live = connected, live
+        if self._up:
+            self._up_time += when - self._mark
+        self._mark = when
+        up = connected and live
+        if up != self._up:
+            if up and self._down_since is not None:
+                self.report.longest_outage_s = max(self.report.longest_outage_s, when - self._down_since)
+                self._down_since = None
+            elif not up:
+                self._down_since = when
+            self._up = up
+        silent = connected and not live
+        if silent and self._silent_since is None:
+            self._silent_since = when
+        elif not silent and self._silent_since is not None:
+            self._close_silent(when)
+
+    def _close_silent(self, when: float) -> None:
+        assert self._silent_since is not None
+        excess = when - self._silent_since - 2 * self._hello_interval
+        self.report.silent_dead_s += max(0.0, excess)
+        self._silent_since = None
+
+    def _finish(self) -> Report:
+        end = self._mark
+        if self._silent_since is not None:
+            self._close_silent(end)
+        if self._down_since is not None:
+            self.report.longest_outage_s = max(self.report.longest_outage_s, end - self._down_since)
+        report = self.report
+        counters = self.platform.counters
+        delivered = set(self._delivered)
+        missing = self._generated - delivered
+        report.events_generated = len(self._generated)
+        report.events_delivered = len(delivered & self._generated)
+        report.events_duplicated = sum(n - 1 for n in self._delivered.values() if n > 1)
+        report.events_abandoned_by_platform = len(missing & self.platform.abandoned_event_ids)
+        report.events_lost = len(missing) - report.events_abandoned_by_platform
+        report.identifies = counters.identifies
+        report.resumes = counters.resumes
+        report.gateway_url_fetches = self.client.gateway_url_fetches
+        report.gateway_cache_invalidations = self.client.gateway_cache_invalidations
+        report.token_fetches = self.client.token_fetches
+        report.reconnects_by_reason = dict(sorted(self._causes.items()))
+        report.faults_injected = dict(sorted(self._faults_seen.items()))
+        report.uptime_ratio = self._up_time / end if end > 0 else 0.0
+        report.timer_late_count = self._timer_late
+        report.fatal = self._fatal
+        return report

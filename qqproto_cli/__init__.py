@@ -1,0 +1,1 @@
+"""The ``qqproto`` command: demo, connect, simulate and serve-fake."""
