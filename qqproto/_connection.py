@@ -726,12 +726,15 @@ class QQGatewayConnection:
 
     def _after_ws(self, sock: _Socket, why: _Disconnect) -> None:
         now = self._now
-        if self._state is State.CONNECTING:
+        reached_hello = self._state is not State.CONNECTING
+        if not reached_hello:
             # The cached URL did not get as far as Hello.
             self._gateway.connect_failed()
         if self._connected_since is not None and now - self._connected_since >= self._config.healthy_after:
             self._backoff.reset()
-        self._backoff.connection_ended(None if sock.opened_at is None else now - sock.opened_at)
+        # Only a session the platform let in and then dropped counts as a quick disconnect;
+        # failed connects have the backoff of their own.
+        self._backoff.connection_ended(now - sock.opened_at if reached_hello and sock.opened_at is not None else None)
         was_resuming = self._state is State.RESUMING
         self._connected_since = None
         resume = why.resume

@@ -73,6 +73,19 @@ def test_each_fault_of_the_plan_is_survived(fault: Fault, value: float, cause: s
     assert report.timeline[-1].state == "connected"
 
 
+def test_a_gateway_node_that_is_down_costs_one_rate_limited_refetch_and_keeps_the_cached_url() -> None:
+    timed = (TimedFault(HOUR, Fault.FAIL_UPGRADES, 4.0),)
+    plan = Plan(name="node down", description="", platform=PlatformConfig(gateway_rate_limit=(1, 4 * HOUR)), timed=timed)
+    sim = Simulation(plan, seed=2, days=0.1)
+    report = sim.run()
+    assert_client_kept_its_promises(report)
+    assert report.gateway_cache_invalidations == 1
+    assert report.gateway_url_fetches == 2
+    assert sim.platform.counters.gateway_rate_limited == 1
+    assert report.reconnects_by_reason.get("rate_limited") == 1
+    assert report.timeline[-1].state == "connected"
+
+
 def test_token_expiry_every_7200s_is_refreshed_ahead_without_a_reconnect() -> None:
     plan = Plan(name="tokens", description="", platform=PlatformConfig(token_ttl=7200))
     report = Simulation(plan, seed=1, days=1).run()

@@ -29,6 +29,7 @@ class Fault(enum.Enum):
     HOST_STALL = "client host loop blocked"
     BURST = "dispatch burst"
     CLOSE = "close with a code"
+    FAIL_UPGRADES = "gateway upgrades refused"
 
 
 @dataclass(frozen=True)

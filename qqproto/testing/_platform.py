@@ -30,7 +30,7 @@ of §4's list, §14.N item N of §14's.
 | dispatch ``{"op": 0, "s", "t", "d", "id"}``; ``id`` is the event id, ``"<t>:<random>"`` when not given | §2 (id format UNCONFIRMED) |
 | other opcodes → close 4001; bad JSON, a bad shape or a binary frame → close 4002 | §3, §5.1 |
 | Identify or Resume on an already authenticated socket → close 4005 | §5.2 |
-| faults: op 7, op 9 with ``d``, any close code, silence, drops, refusals, slow answers, token expiry | §3.1, §4.8, §5, §12.2 |
+| faults: op 7, op 9 with ``d``, any close code, silence, drops, refusals, slow answers, token expiry, refused upgrades | §3.1, §4.8, §5, §12.2 |
 
 Whatever a client sends, nothing raises: bad HTTP is answered 400 and closed, bad
 WebSocket framing is closed with 1002/1007/1009 (wsproto).  The platform never reads a
@@ -119,6 +119,7 @@ class FakeQQPlatform:
         self._slow: tuple[float, float] = (0.0, float("-inf"))
         self._acks_stopped = False
         self._failing_resumes: tuple[int, bool] = (0, True)
+        self._failing_upgrades: tuple[int, int] = (0, 503)
         self._opcodes: dict[int, Callable[[_Socket, object, float], None]] = {
             1: self._heartbeat,
             2: self._identify,
@@ -291,6 +292,10 @@ class FakeQQPlatform:
         """Make every issued token invalid now."""
         self._api.tokens.expire_all()
 
+    def fail_upgrades(self, count: int, status: int = 503) -> None:
+        """Refuse the next ``count`` WebSocket upgrades with HTTP ``status``: a gateway node that is down."""
+        self._failing_upgrades = (count, status)
+
     def fail_next_resumes(self, count: int, resumable: bool = True) -> None:
         """Answer the next ``count`` resumes with op 9 ``d=resumable`` instead of replaying."""
         self._failing_resumes = (count, resumable)
@@ -328,6 +333,12 @@ class FakeQQPlatform:
         headers = handshake_headers(request)
         if headers is None:
             self._answer(sock, 400, {"code": 400, "message": "expected a WebSocket upgrade"}, now)
+            return
+        failing, status = self._failing_upgrades
+        if failing > 0:
+            self._failing_upgrades = (failing - 1, status)
+            self._answer(sock, status, {"code": status, "message": "gateway unavailable"}, now)
+            self._close(sock, now)
             return
         response, trailing = sock.http.switch_protocols(headers)
         sock.ws = WSServer()

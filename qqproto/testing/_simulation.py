@@ -383,6 +383,9 @@ class Simulation:
                 self._at(now + i * 0.05, self._push_event)
         elif fault is Fault.CLOSE:
             platform.close_gateway(int(value), now)
+        elif fault is Fault.FAIL_UPGRADES:
+            platform.drop_connections(now)
+            platform.fail_upgrades(int(value))
         self._after_platform()
         if mean_interval is not None:
             self._at(now + self._faults.expovariate(1.0 / mean_interval), self._inject, fault, value, mean_interval)
