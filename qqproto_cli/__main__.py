@@ -6,14 +6,14 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from . import serve_fake, simulate
+from . import connect, demo, serve_fake, simulate
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Parse the command line and run one subcommand; the return value is the exit status."""
     parser = argparse.ArgumentParser(prog="qqproto", description="Keep a QQ bot connected to its gateway.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (simulate, serve_fake):
+    for module in (demo, connect, simulate, serve_fake):
         module.add_parser(commands)
     args = parser.parse_args(argv)
     try:

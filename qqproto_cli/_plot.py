@@ -38,7 +38,7 @@ def plot_timeline(report: Report, path: str) -> None:
         2, 1, figsize=(12, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
     )
     states.step(xs, ys, where="post", linewidth=0.8)
-    states.set_yticks([1, 2, 3, 4], ["waiting", "connecting", "authenticating\nsession", "connected"])
+    states.set_yticks([1, 2, 3, 4], ["waiting", "connecting", "identify or resume", "connected"])
     states.set_title(
         f"{report.plan} plan, seed {report.seed}: uptime {report.uptime_ratio:.4%}, "
         f"lost {report.events_lost}, duplicated {report.events_duplicated}"

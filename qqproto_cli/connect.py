@@ -1,0 +1,108 @@
+"""``qqproto connect``: a bot on the real platform, each event one JSON line, health kept in a file."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import ssl
+import sys
+import tempfile
+import time
+from typing import Any, Optional
+
+from qqproto import SANDBOX_API_BASE, Action, GatewayConfig, Health, Intents, LocalProtocolError
+
+from . import _drive
+
+SECRET_VARIABLE = "QQBOT_SECRET"
+DEFAULT_INTENTS = "GROUP_AND_C2C_EVENT,PUBLIC_GUILD_MESSAGES"
+HEALTH_EVERY = 1.0
+
+
+def add_parser(commands: Any) -> None:
+    """Register the subcommand."""
+    parser = commands.add_parser(
+        "connect", help=f"connect to the QQ platform (the client secret is read from ${SECRET_VARIABLE})"
+    )
+    parser.add_argument("--app-id", required=True, help="the bot's AppID")
+    parser.add_argument(
+        "--intents",
+        default=DEFAULT_INTENTS,
+        help=f"comma-separated Intents names, or a number (default {DEFAULT_INTENTS})",
+    )
+    parser.add_argument("--sandbox", action="store_true", help="use the sandbox OpenAPI host")
+    parser.add_argument("--transport", choices=_drive.TRANSPORTS, default="thread", help="default: thread")
+    parser.add_argument("--health-file", metavar="PATH", help="keep the current health in PATH as JSON")
+    parser.add_argument("--api-base", help="another OpenAPI base, e.g. from qqproto serve-fake")
+    parser.add_argument("--token-url", help="another token endpoint, e.g. from qqproto serve-fake")
+    parser.add_argument("--ca-file", metavar="PEM", help="trust this CA too (serve-fake prints its path)")
+    parser.set_defaults(run=run)
+
+
+def parse_intents(text: str) -> int:
+    """``GUILDS,PUBLIC_GUILD_MESSAGES`` or ``1073741825`` to the intents bit mask."""
+    if text.strip().isdigit():
+        return int(text)
+    value = 0
+    for name in filter(None, (part.strip().upper() for part in text.split(","))):
+        try:
+            value |= Intents[name]
+        except KeyError:
+            known = ", ".join(member.name or "" for member in Intents)
+            raise SystemExit(f"qqproto connect: unknown intent {name!r}; known: {known}") from None
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Connect and print events until interrupted; exit 1 with the reason when the core gives up."""
+    secret = os.environ.get(SECRET_VARIABLE, "")
+    if not secret:
+        print(f"qqproto connect: set {SECRET_VARIABLE} to the bot's client secret", file=sys.stderr)
+        return 2
+    try:
+        config = GatewayConfig(app_id=args.app_id, client_secret=secret, intents=parse_intents(args.intents))
+        if args.sandbox:
+            config = dataclasses.replace(config, api_base=SANDBOX_API_BASE)
+        if args.api_base:
+            config = dataclasses.replace(config, api_base=args.api_base)
+        if args.token_url:
+            config = dataclasses.replace(config, token_url=args.token_url)
+    except LocalProtocolError as exc:
+        print(f"qqproto connect: {exc}", file=sys.stderr)
+        return 2
+    writer = _HealthFile(args.health_file)
+    from transports._common import GatewayFatalError
+
+    try:
+        ssl_context = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
+        _drive.run(args.transport, config, ssl_context, on_event=print_event, on_tick=writer.update)
+    except GatewayFatalError as exc:
+        print(json.dumps({"event": "Fatal", "reason": exc.reason, "close_code": exc.close_code}), flush=True)
+        return 1
+    return 0
+
+
+def print_event(event: Action) -> None:
+    """One event as one JSON line on standard output."""
+    fields: dict[str, Any] = dataclasses.asdict(event) if dataclasses.is_dataclass(event) else {}
+    print(json.dumps({"event": type(event).__name__, **fields}, ensure_ascii=False, default=str), flush=True)
+
+
+class _HealthFile:
+    """Rewrites a file with the latest health, atomically, so a watchdog never reads half a snapshot."""
+
+    def __init__(self, path: Optional[str]) -> None:
+        self._path = path
+        self._written = 0.0
+
+    def update(self, health: Health) -> None:
+        now = time.monotonic()
+        if self._path is None or now - self._written < HEALTH_EVERY:
+            return
+        self._written = now
+        directory = os.path.dirname(os.path.abspath(self._path))
+        with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as handle:
+            json.dump({**health.to_dict(), "written_at": time.time()}, handle)
+        os.replace(handle.name, self._path)
