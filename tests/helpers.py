@@ -292,7 +292,8 @@ class Harness:
     def send_text(self, sock_id: int, text: str) -> None:
         peer = self.peers[sock_id]
         assert isinstance(peer, WsPeer)
-        self.deliver(sock_id, peer.ws.send(TextMessage(data=text)))
+        if peer.ws.state is ConnectionState.OPEN:
+            self.deliver(sock_id, peer.ws.send(TextMessage(data=text)))
 
     def dispatch(self, event_type: str = "GROUP_AT_MESSAGE_CREATE", d: Any = None, *, seq: Optional[int] = None) -> int:
         """Push one dispatch on the live gateway socket; return its seq."""

@@ -101,3 +101,26 @@ def test_heartbeat_spacing_never_exceeds_the_interval_while_connected() -> None:
     assert len(times) > 80
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert gaps and max(gaps) <= INTERVAL + 1e-9
+
+
+def test_a_timer_overdue_when_input_arrives_goes_first() -> None:
+    # The loop was blocked past a heartbeat and the platform closed the socket meanwhile; the
+    # transport hands over the close before it gets round to the timer.
+    h = Harness().connect()
+    ws = h.ws_id()
+    h.now += INTERVAL + 5
+    h.server_close(4009)
+    kinds = [type(a).__name__ for a in h.notices]
+    assert kinds.index("TimerLate") < kinds.index("ReconnectScheduled")
+    assert h.of_type(TimerLate)[0].lag == pytest.approx(5)
+    assert ws in h.closed
+
+
+def test_connected_for_stops_counting_once_closed() -> None:
+    h = Harness().connect()
+    h.advance(10)
+    h.conn.close(h.now)
+    h.pump()
+    h.advance(10)
+    health = h.conn.health(h.now)
+    assert health.state == "closed" and health.connected_for is None
