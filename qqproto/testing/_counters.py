@@ -33,10 +33,13 @@ class PlatformCounters:
     events_abandoned: int = 0
     heartbeat_timeouts: int = 0
     close_codes_sent: dict[int, int] = field(default_factory=dict)
+    close_codes_received: dict[int, int] = field(default_factory=dict)
 
     def copy(self) -> PlatformCounters:
         """An independent snapshot."""
-        return dataclasses.replace(self, close_codes_sent=dict(self.close_codes_sent))
+        return dataclasses.replace(
+            self, close_codes_sent=dict(self.close_codes_sent), close_codes_received=dict(self.close_codes_received)
+        )
 
     def to_dict(self) -> dict[str, int | dict[int, int]]:
         """The counters as a JSON-ready dict."""

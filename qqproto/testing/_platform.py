@@ -365,6 +365,9 @@ class FakeQQPlatform:
             elif isinstance(item, Reply):
                 self._send(sock, item.data, now)
             elif isinstance(item, PeerClosed):
+                if item.code is not None:
+                    received = self.counters.close_codes_received
+                    received[item.code] = received.get(item.code, 0) + 1
                 self._send(sock, item.reply, now)
                 self._close(sock, now)
             elif isinstance(item, ProtocolError):

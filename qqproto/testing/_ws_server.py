@@ -38,9 +38,10 @@ class Reply:
 
 @dataclass(frozen=True)
 class PeerClosed:
-    """The client closed, by close frame or EOF; write ``reply`` (possibly empty) and close."""
+    """The client closed, by close frame (``code``) or EOF (``code`` None); write ``reply`` and close."""
 
     reply: bytes
+    code: int | None = None
 
 
 @dataclass(frozen=True)
@@ -160,10 +161,10 @@ class WSServer:
 
     def _closed(self, event: CloseConnection) -> WSInput:
         if self._ws.state is ConnectionState.REMOTE_CLOSING:
-            return PeerClosed(self._ws.send(event.response()))
+            return PeerClosed(self._ws.send(event.response()), event.code)
         if self._ws.state is ConnectionState.OPEN:
             return ProtocolError(event.code, self.close(event.code, event.reason or ""))
-        return PeerClosed(b"")
+        return PeerClosed(b"", None if event.code == 1006 else event.code)
 
     def send_text(self, text: str) -> bytes:
         """One text message, or b"" once the socket is closing."""
