@@ -1,0 +1,1 @@
+"""Thin drivers that run a QQGatewayConnection over real sockets: asyncio, trio and a thread."""

@@ -1,0 +1,210 @@
+"""Drive a :class:`~qqproto.QQGatewayConnection` under trio.
+
+Each socket is a task in the gateway's nursery: ``trio.open_tcp_stream`` (plus ``trio.SSLStream``,
+verified by default), a reader, and a writer fed through an unbounded memory channel so that
+bytes go out in order.  One timer task sleeps in a cancel scope whose deadline is the core's
+``next_timer()``; ``now`` is ``trio.current_time()``.
+
+Buffering: application events wait in a queue of at most ``max_pending_events``.  While it is
+full no socket is read, so the platform meets TCP backpressure; heartbeats still go out from
+the timer.  A stall longer than a heartbeat interval costs the socket (no ACK is read), and the
+core resumes: the platform replays what was not read, so nothing is lost.  Notices
+(HeartbeatSent/Acked, TimerLate, ReconnectScheduled) are dropped while the queue is full;
+Ready, Resumed and Dispatch never are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import ssl
+import sys
+from typing import AsyncIterator, Optional
+
+import trio
+
+from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection
+
+from ._common import DEFAULT_MAX_PENDING_EVENTS, READ_SIZE, Driver, EventQueue, GatewayFatalError, describe
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["Gateway", "GatewayFatalError", "open_gateway"]
+
+
+@contextlib.asynccontextmanager
+async def open_gateway(
+    config: GatewayConfig,
+    ssl_context: Optional[ssl.SSLContext] = None,
+    *,
+    rng: Optional[random.Random] = None,
+    max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
+) -> AsyncIterator[Gateway]:
+    """Connect on entering ``async with``; close gracefully and release every socket on leaving."""
+    try:
+        async with trio.open_nursery() as nursery:
+            conn = QQGatewayConnection(config, rng)
+            gateway = Gateway(conn, config, ssl_context, EventQueue(max_pending_events), nursery)
+            gateway.start()
+            try:
+                yield gateway
+            finally:
+                with trio.CancelScope(shield=True):
+                    await gateway.aclose()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
+class _Socket:
+    """One socket's task scope and the bytes waiting to be written to it."""
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.outgoing, self.incoming = trio.open_memory_channel[bytes](math.inf)
+        self.connected = False
+
+
+class Gateway(Driver):
+    """A connection running in a nursery: ``async for`` its events, ask ``health()`` any time."""
+
+    def __init__(
+        self,
+        conn: QQGatewayConnection,
+        config: GatewayConfig,
+        ssl_context: Optional[ssl.SSLContext],
+        events: EventQueue,
+        nursery: trio.Nursery,
+    ) -> None:
+        super().__init__(conn, config, ssl_context, events)
+        self._nursery = nursery
+        self._sockets: dict[int, _Socket] = {}
+        self._due = math.inf
+        self._sleep: Optional[trio.CancelScope] = None
+        self._timer_scope = trio.CancelScope()
+        self._arrived = trio.lowlevel.ParkingLot()
+        self._room = trio.lowlevel.ParkingLot()
+
+    def start(self) -> None:
+        """Start the timer and the core."""
+        self._nursery.start_soon(self._run_timer)
+        self.feed(self.conn.start)
+
+    async def aclose(self) -> None:
+        """Close gracefully, waiting at most ``close_timeout``; socket tasks end within the same bound."""
+        self.begin_close()
+        with trio.move_on_after(self.close_timeout):
+            while not self.stopped:
+                await self._arrived.park()
+        self._timer_scope.cancel()
+        self.events.finish()
+        self.wake_consumer()
+        for sock_id in list(self._sockets):
+            self.close_socket(sock_id)
+
+    def __aiter__(self) -> Gateway:
+        return self
+
+    async def __anext__(self) -> Action:
+        await trio.lowlevel.checkpoint()
+        while (event := self.take_event()) is None:
+            await self._arrived.park()
+        return event
+
+    # -- Driver -------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return trio.current_time()
+
+    def open_socket(self, action: OpenSocket) -> None:
+        sock = self._sockets[action.sock_id] = _Socket()
+        self._nursery.start_soon(self._serve, action, sock)
+
+    def send(self, sock_id: int, data: bytes) -> None:
+        self._sockets[sock_id].outgoing.send_nowait(data)
+
+    def close_socket(self, sock_id: int) -> None:
+        sock = self._sockets.pop(sock_id)
+        sock.outgoing.close()
+        if sock.connected:
+            sock.scope.deadline = min(sock.scope.deadline, self.now() + self.close_timeout)
+        else:
+            sock.scope.cancel()
+
+    def set_timer(self, due: Optional[float]) -> None:
+        self._due = math.inf if due is None else due
+        if self._sleep is not None:
+            self._sleep.deadline = self._due
+
+    def wake_consumer(self) -> None:
+        self._arrived.unpark_all()
+
+    def resume_reading(self) -> None:
+        self._room.unpark_all()
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    async def _run_timer(self) -> None:
+        with self._timer_scope:
+            while True:
+                with trio.CancelScope(deadline=self._due) as self._sleep:
+                    await trio.sleep_forever()
+                self._sleep = None
+                self.feed(self.conn.handle_timer)
+
+    async def _serve(self, action: OpenSocket, sock: _Socket) -> None:
+        """Connect, then write and read until the core closes the socket; the stream is closed however this ends."""
+        with sock.scope:
+            try:
+                stream = await self._connect(action)
+            except Exception as exc:
+                self.feed(self.conn.socket_failed, action.sock_id, describe(exc))
+                return
+            sock.connected = True
+            try:
+                self.feed(self.conn.socket_opened, action.sock_id)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._read, action.sock_id, stream)
+                    await self._write(action.sock_id, stream, sock.incoming)
+                    nursery.cancel_scope.cancel()
+            finally:
+                with trio.move_on_after(self.close_timeout) as cleanup, contextlib.suppress(Exception):
+                    cleanup.shield = True
+                    await stream.aclose()
+
+    async def _connect(self, action: OpenSocket) -> trio.abc.Stream:
+        tcp = await trio.open_tcp_stream(action.host, action.port)
+        if not action.tls:
+            return tcp
+        stream = trio.SSLStream(tcp, self.ssl_context, server_hostname=action.server_hostname)
+        try:
+            await stream.do_handshake()
+        except BaseException:
+            await trio.aclose_forcefully(tcp)
+            raise
+        return stream
+
+    async def _read(self, sock_id: int, stream: trio.abc.Stream) -> None:
+        while True:
+            while self.paused:
+                await self._room.park()
+            try:
+                data = await stream.receive_some(READ_SIZE)
+            except Exception as exc:
+                self.feed(self.conn.socket_failed, sock_id, describe(exc))
+                return
+            self.feed(self.conn.receive_data, sock_id, data)
+            if not data:
+                return
+
+    async def _write(self, sock_id: int, stream: trio.abc.Stream, incoming: trio.MemoryReceiveChannel[bytes]) -> None:
+        """Send everything written to the socket, in order, until the core closes it."""
+        async for data in incoming:
+            try:
+                await stream.send_all(data)
+            except Exception as exc:
+                self.feed(self.conn.socket_failed, sock_id, describe(exc))
+                return
