@@ -57,10 +57,14 @@ class _Kind(enum.Enum):
     WEBSOCKET = "gateway WebSocket"
 
 
-class _Timer(enum.Enum):
+class _Timer(str, enum.Enum):
+    """The core's own timers; str-valued so that dict lookups hash in C."""
+
     HEARTBEAT = "heartbeat"
     RECONNECT = "reconnect"
     TOKEN_REFRESH = "token refresh"
+
+    __hash__ = str.__hash__
 
 
 @dataclass
