@@ -4,6 +4,20 @@ from ._config import PRODUCTION_API_BASE, SANDBOX_API_BASE, TOKEN_URL, GatewayCo
 from ._connection import QQGatewayConnection
 from ._errors import LocalProtocolError
 from ._health import Health
+from ._sending import (
+    SCENES,
+    OutgoingMessage,
+    Scene,
+    SceneRules,
+    SendAsActive,
+    SendAttempt,
+    SendDecision,
+    SendDone,
+    SendFailed,
+    SendPolicy,
+    SendRefreshToken,
+    SendRetry,
+)
 from ._state import State
 from ._events import (
     Action,
@@ -12,11 +26,14 @@ from ._events import (
     Fatal,
     HeartbeatAcked,
     HeartbeatSent,
+    MessageFailed,
+    MessageSent,
     OpenSocket,
     Ready,
     ReconnectScheduled,
     Resumed,
     SendData,
+    SendRetryScheduled,
     TimerLate,
 )
 
@@ -42,4 +59,19 @@ __all__ = [
     "Resumed",
     "SendData",
     "TimerLate",
+    "MessageSent",
+    "MessageFailed",
+    "SendRetryScheduled",
+    "SCENES",
+    "OutgoingMessage",
+    "Scene",
+    "SceneRules",
+    "SendAsActive",
+    "SendAttempt",
+    "SendDecision",
+    "SendDone",
+    "SendFailed",
+    "SendPolicy",
+    "SendRefreshToken",
+    "SendRetry",
 ]

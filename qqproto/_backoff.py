@@ -7,7 +7,13 @@ from typing import Optional
 
 from ._config import GatewayConfig
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "jittered_delay"]
+
+
+def jittered_delay(base: float, cap: float, doublings: int, rng: random.Random) -> float:
+    """``base`` doubled ``doublings`` times, capped at ``cap``, then drawn from its upper half."""
+    ceiling = min(cap, base * 2.0 ** min(max(doublings, 0), 32))
+    return ceiling * (0.5 + 0.5 * rng.random())
 
 
 class Backoff:
@@ -54,9 +60,7 @@ class Backoff:
         if immediate and self.attempts == 1:
             delay = 0.0
         else:
-            doublings = min(max(self.attempts - 2, 0), 32)
-            ceiling = min(config.backoff_cap, config.backoff_base * 2.0**doublings)
-            delay = ceiling * (0.5 + 0.5 * self._rng.random())
+            delay = jittered_delay(config.backoff_base, config.backoff_cap, self.attempts - 2, self._rng)
         if self.cooling_down:
             # Each further quick disconnect doubles the cooldown, so a loop the platform keeps
             # closing (unauthorised intents show as op 9 then 4903) cannot burn the day's session starts.

@@ -8,6 +8,7 @@ from typing import Optional, Union
 from urllib.parse import urlsplit
 
 from ._errors import LocalProtocolError
+from ._http import Endpoint
 
 __all__ = ["Intents", "GatewayConfig", "PRODUCTION_API_BASE", "SANDBOX_API_BASE", "TOKEN_URL"]
 
@@ -73,9 +74,20 @@ class GatewayConfig:
     # Token refresh: fetch a new token this long before the current one expires.
     token_refresh_margin: float = 50.0
 
-    # Limits on what the network may make us buffer.
+    # Sending: a reply turns active this long before its window closes (or is refused when
+    # active messages are not allowed); a message still failing after send_give_up_after fails.
+    allow_active_messages: bool = True
+    reply_window_margin: float = 30.0
+    send_give_up_after: float = 3600.0
+
+    # Limits on what the network may make us buffer, in bytes; no other buffer of a socket grows
+    # past one read. A gateway message (all its fragments, as UTF-8) larger than max_message_size
+    # closes the socket with 1009 and resumes.
     max_message_size: int = 4 * 1024 * 1024
+    # An HTTP response head (status line and headers), or the WebSocket upgrade answer's head,
+    # larger than this fails that request, which is retried.
     max_http_header_size: int = 64 * 1024
+    # An HTTP response body (token, /gateway/bot) larger than this fails that request, which is retried.
     max_http_body_size: int = 1024 * 1024
 
     user_agent: str = "qqproto/0.1"
@@ -96,11 +108,7 @@ class GatewayConfig:
         )
         for name in ("api_base", "token_url"):
             url = getattr(self, name)
-            parts = urlsplit(url) if isinstance(url, str) else None
-            _check(
-                parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname),
-                f"{name} must be an http(s) URL, got {url!r}",
-            )
+            _check(_is_http_url(url), f"{name} must be an http(s) URL, got {url!r}")
         _check(
             self.max_reconnect_attempts is None or self.max_reconnect_attempts >= 0,
             "max_reconnect_attempts must be None (never give up) or a count >= 0",
@@ -120,6 +128,8 @@ class GatewayConfig:
             "cooldown",
             "cooldown_cap",
             "token_refresh_margin",
+            "reply_window_margin",
+            "send_give_up_after",
         ):
             _check(getattr(self, name) > 0, f"{name} must be positive")
         low, high = self.invalid_session_delay
@@ -132,13 +142,24 @@ class GatewayConfig:
             "max_http_header_size",
             "max_http_body_size",
         ):
-            _check(getattr(self, name) >= 1, f"{name} must be at least 1")
+            value = getattr(self, name)
+            _check(type(value) is int and value >= 1, f"{name} must be a whole number of at least 1, got {value!r}")
 
     def __repr__(self) -> str:
         return (
             f"GatewayConfig(app_id={self.app_id!r}, client_secret=<hidden>, intents={int(self.intents)}, "
             f"shard={self.shard!r}, api_base={self.api_base!r})"
         )
+
+
+def _is_http_url(url: object) -> bool:
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        return False
+    try:
+        Endpoint.from_url(url)
+    except ValueError:
+        return False
+    return True
 
 
 def _check(ok: bool, message: str) -> None:

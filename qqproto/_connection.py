@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
-from ._backoff import Backoff
+from ._backoff import Backoff, jittered_delay
 from ._close_codes import CloseAction, rule_for_close
 from ._config import GatewayConfig
 from ._errors import LocalProtocolError
@@ -20,11 +20,14 @@ from ._events import (
     Fatal,
     HeartbeatAcked,
     HeartbeatSent,
+    MessageFailed,
+    MessageSent,
     OpenSocket,
     Ready,
     ReconnectScheduled,
     Resumed,
     SendData,
+    SendRetryScheduled,
     TimerLate,
 )
 from ._gateway_url import (
@@ -37,10 +40,11 @@ from ._gateway_url import (
 from ._health import Health
 from ._heartbeat import Beat, Heartbeat
 from ._http import Endpoint, HttpExchange, HttpFailure, HttpResponse
+from ._sending import SendDone, SendFailed, SendAsActive, OutgoingMessage, SendRefreshToken, SendRetry, SendPolicy
 from ._payloads import BadPayload, Opcode, Payload, heartbeat, identify, parse_payload, resume
 from ._state import TRANSITIONS, State
 from ._token import CredentialsRejected, TokenCache, TokenIssued, TokenUnavailable
-from ._websocket import WebSocketClient, WsClosed, WsFailed, WsOpened, WsText
+from ._websocket import WebSocketClient, WsClosed, WsFailed, WsOpened
 
 __all__ = ["QQGatewayConnection"]
 
@@ -55,6 +59,7 @@ class _Kind(enum.Enum):
     TOKEN = "token request"
     GATEWAY_URL = "/gateway/bot request"
     WEBSOCKET = "gateway WebSocket"
+    SEND = "message send"
 
 
 class _Timer(str, enum.Enum):
@@ -80,6 +85,17 @@ class _Socket:
     deadline: Optional[float] = None
     deadline_reason: str = ""
     deadline_extended: bool = False
+    send_id: Optional[int] = None
+
+
+@dataclass
+class _Send:
+    """A message on its way out: waiting for a token, for its retry time, or for an answer."""
+
+    send_id: int
+    message: OutgoingMessage
+    due: Optional[float] = None
+    waiting_for_token: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,7 +119,10 @@ class QQGatewayConnection:
 
     def __init__(self, config: GatewayConfig, rng: Optional[random.Random] = None) -> None:
         if not isinstance(config, GatewayConfig):
-            raise LocalProtocolError("QQGatewayConnection needs a GatewayConfig")
+            raise LocalProtocolError(
+                f"QQGatewayConnection needs a GatewayConfig, not {type(config).__name__}: "
+                "pass GatewayConfig(app_id=..., client_secret=...)"
+            )
         self._config = config
         self._rng = rng if rng is not None else random.Random()
         self._state = State.IDLE
@@ -129,6 +148,17 @@ class QQGatewayConnection:
         self._dispatches_delivered = 0
         self._timer_late_count = 0
         self._fatal: Optional[Fatal] = None
+        self._sends: dict[int, _Send] = {}
+        self._last_send_id = 0
+        self._token_retries = 0
+        self._policy = SendPolicy(
+            self._rng,
+            allow_active=config.allow_active_messages,
+            window_margin=config.reply_window_margin,
+            backoff_base=config.backoff_base,
+            backoff_cap=config.backoff_cap,
+            give_up_after=config.send_give_up_after,
+        )
 
     def __repr__(self) -> str:
         return f"<QQGatewayConnection app_id={self._config.app_id!r} state={self._state.value}>"
@@ -139,7 +169,10 @@ class QQGatewayConnection:
         """Begin connecting; nothing happens before this."""
         self._tick(now, "start")
         if self._state is not State.IDLE:
-            raise LocalProtocolError(f"start() was already called (state is {self._state.value})")
+            raise LocalProtocolError(
+                f"start() was already called (state is {self._state.value}); "
+                "to start over, create a new QQGatewayConnection"
+            )
         self._advance()
 
     def socket_opened(self, sock_id: int, now: float) -> None:
@@ -150,7 +183,10 @@ class QQGatewayConnection:
         if sock is None:
             return
         if sock.opened_at is not None:
-            raise LocalProtocolError(f"socket_opened({sock_id}) was called twice")
+            raise LocalProtocolError(
+                f"socket_opened({sock_id}) was called twice; report each OpenSocket once, "
+                "with socket_opened or socket_failed"
+            )
         sock.opened_at = now
         if sock.http is not None:
             self._send(sock, sock.http.request_bytes())
@@ -173,13 +209,18 @@ class QQGatewayConnection:
         """Bytes read from a socket; ``b""`` means the peer closed it."""
         self._tick(now, "receive_data")
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise LocalProtocolError(f"receive_data() takes bytes, not {type(data).__name__}")
+            raise LocalProtocolError(
+                f"receive_data() takes bytes, not {type(data).__name__}: pass the bytes read from the socket"
+            )
         self._overdue_first(now)
         sock = self._socket(sock_id, "receive_data")
         if sock is None:
             return
         if sock.opened_at is None:
-            raise LocalProtocolError(f"receive_data({sock_id}) came before socket_opened({sock_id})")
+            raise LocalProtocolError(
+                f"receive_data({sock_id}) came before socket_opened({sock_id}); "
+                f"call socket_opened({sock_id}, now) once the socket is connected"
+            )
         if type(data) is not bytes:
             data = bytes(data)
         if sock.http is not None:
@@ -205,6 +246,23 @@ class QQGatewayConnection:
                 break
             self._fire(nearest, late)
 
+    def send_message(self, message: OutgoingMessage, now: float) -> int:
+        """Send a message through the platform's HTTP API; returns the ``send_id`` of its outcome.
+
+        The outcome comes later as ``MessageSent`` or ``MessageFailed``; retries, token refreshes
+        and the switch from an expiring reply to an active message happen on the way.
+        """
+        self._tick(now, "send_message")
+        if not isinstance(message, OutgoingMessage):
+            raise LocalProtocolError(f"send_message() takes an OutgoingMessage, not {type(message).__name__}")
+        if self._state in (State.CLOSING, State.CLOSED, State.FATAL):
+            raise LocalProtocolError(f"send_message() after the connection stopped (state is {self._state.value})")
+        self._overdue_first(now)
+        self._last_send_id += 1
+        send = self._sends[self._last_send_id] = _Send(self._last_send_id, message)
+        self._attempt_send(send)
+        return send.send_id
+
     def _overdue_first(self, now: float) -> None:
         """A timer that fell due before this input was seen goes first, as it would have on time.
 
@@ -221,6 +279,7 @@ class QQGatewayConnection:
         if self._state in (State.CLOSED, State.FATAL, State.CLOSING):
             return
         self._timers.clear()
+        self._fail_sends("close() was called")
         for sock in list(self._sockets.values()):
             if sock.kind is not _Kind.WEBSOCKET:
                 self._close_socket(sock)
@@ -248,6 +307,9 @@ class QQGatewayConnection:
         for sock in self._sockets.values():
             if sock.deadline is not None and (due is None or sock.deadline < due):
                 due = sock.deadline
+        for send in self._sends.values():
+            if send.due is not None and (due is None or send.due < due):
+                due = send.due
         return due
 
     def health(self, now: float) -> Health:
@@ -312,9 +374,12 @@ class QQGatewayConnection:
 
     def _tick(self, now: float, method: str, *, started: bool = True) -> None:
         if type(now) is not float and (isinstance(now, bool) or not isinstance(now, (int, float))) or now != now:
-            raise LocalProtocolError(f"{method}() needs now as a number of seconds, got {now!r}")
+            raise LocalProtocolError(
+                f"{method}() needs now as a number of seconds, got {now!r}: pass a monotonic clock's "
+                "reading, such as time.monotonic()"
+            )
         if started and self._state is State.IDLE and method != "start":
-            raise LocalProtocolError(f"{method}() was called before start()")
+            raise LocalProtocolError(f"{method}() was called before start(); call start(now) first")
         # A clock that steps back is taken as standing still.
         self._now = max(self._now, float(now))
 
@@ -324,7 +389,10 @@ class QQGatewayConnection:
             return sock
         if isinstance(sock_id, int) and 0 < sock_id <= self._last_sock_id:
             return None  # closed by the core already: late input for it is dropped
-        raise LocalProtocolError(f"{method}({sock_id!r}): the connection never asked to open socket {sock_id!r}")
+        raise LocalProtocolError(
+            f"{method}({sock_id!r}): the connection never asked to open socket {sock_id!r}; "
+            "pass the sock_id of an OpenSocket action"
+        )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -375,8 +443,8 @@ class QQGatewayConnection:
 
     # ------------------------------------------------------------------ timers
 
-    def _nearest_due(self, now: float) -> Union[_Timer, _Socket, None]:
-        best: Union[_Timer, _Socket, None] = None
+    def _nearest_due(self, now: float) -> Union[_Timer, _Socket, _Send, None]:
+        best: Union[_Timer, _Socket, _Send, None] = None
         best_at = now
         for timer, at in self._timers.items():
             if at <= best_at:
@@ -384,9 +452,16 @@ class QQGatewayConnection:
         for sock in self._sockets.values():
             if sock.deadline is not None and sock.deadline <= best_at:
                 best, best_at = sock, sock.deadline
+        for send in self._sends.values():
+            if send.due is not None and send.due <= best_at:
+                best, best_at = send, send.due
         return best
 
-    def _fire(self, due: Union[_Timer, _Socket], late: bool) -> None:
+    def _fire(self, due: Union[_Timer, _Socket, _Send], late: bool) -> None:
+        if isinstance(due, _Send):
+            due.due = None
+            self._attempt_send(due)
+            return
         if isinstance(due, _Socket):
             if late and not due.deadline_extended:
                 # The host was blocked: what we waited for may be sitting unread in the socket.
@@ -437,7 +512,12 @@ class QQGatewayConnection:
         assert endpoint is not None
         self._set_state(State.CONNECTING)
         sock = self._open(_Kind.WEBSOCKET, endpoint)
-        sock.ws = WebSocketClient(endpoint, max_message_size=self._config.max_message_size, rng=self._rng)
+        sock.ws = WebSocketClient(
+            endpoint,
+            max_message_size=self._config.max_message_size,
+            max_handshake_size=self._config.max_http_header_size,
+            rng=self._rng,
+        )
         self._ws_sock = sock.sock_id
 
     def _fetch_token(self) -> None:
@@ -447,7 +527,9 @@ class QQGatewayConnection:
 
     def _http_finished(self, sock: _Socket, result: Union[HttpResponse, HttpFailure]) -> None:
         self._close_socket(sock)
-        if isinstance(result, HttpFailure):
+        if sock.kind is _Kind.SEND:
+            self._send_answered(sock, result)
+        elif isinstance(result, HttpFailure):
             self._http_failed(sock, result.reason, None)
         elif sock.kind is _Kind.TOKEN:
             self._token_answered(result)
@@ -455,7 +537,9 @@ class QQGatewayConnection:
             self._gateway_answered(result)
 
     def _http_failed(self, sock: _Socket, reason: str, cause: Optional[str]) -> None:
-        if sock.kind is _Kind.TOKEN:
+        if sock.kind is _Kind.SEND:
+            self._send_answered(sock, HttpFailure(reason))
+        elif sock.kind is _Kind.TOKEN:
             self._token_unavailable(f"token request failed: {reason}", cause or "token")
         else:
             self._gateway_unavailable(f"/gateway/bot request failed: {reason}", cause or "gateway_url")
@@ -463,7 +547,11 @@ class QQGatewayConnection:
     def _token_answered(self, response: HttpResponse) -> None:
         result = self._token.accept(response, self._now)
         if isinstance(result, TokenIssued):
+            self._token_retries = 0
             self._timers[_Timer.TOKEN_REFRESH] = self._token.refresh_at
+            for send in [send for send in self._sends.values() if send.waiting_for_token]:
+                send.waiting_for_token = False
+                self._attempt_send(send)
             if self._state is State.AUTHENTICATING:
                 self._advance()
         elif isinstance(result, CredentialsRejected):
@@ -475,10 +563,15 @@ class QQGatewayConnection:
         if self._state is State.AUTHENTICATING:
             self._reconnect_later(_Disconnect(cause, reason, resume=self._session_id is not None))
             return
-        # A background refresh failed: try again while the held token lasts; once it has run out,
-        # the next connection attempt fetches a token anyway.
+        # A background refresh failed: try again while the held token lasts, or while messages
+        # wait for one; otherwise the next connection attempt fetches a token anyway.
         remaining = self._token.expires_at - self._now
-        if remaining > self._config.backoff_base:
+        if any(send.waiting_for_token for send in self._sends.values()):
+            self._token_retries += 1
+            config = self._config
+            delay = jittered_delay(config.backoff_base, config.backoff_cap, self._token_retries, self._rng)
+            self._timers[_Timer.TOKEN_REFRESH] = self._now + delay
+        elif remaining > self._config.backoff_base:
             retry = min(self._config.backoff_cap, max(self._config.backoff_base, remaining / 2))
             self._timers[_Timer.TOKEN_REFRESH] = self._now + retry
 
@@ -517,13 +610,14 @@ class QQGatewayConnection:
     # ------------------------------------------------------------------ the gateway socket
 
     def _ws_receive(self, sock: _Socket, ws: WebSocketClient, data: bytes) -> None:
-        events, reply = ws.receive_data(data)
+        events, reply = ws.receive(data)
         self._send(sock, reply)
+        sockets, sock_id = self._sockets, sock.sock_id
         for event in events:
-            if self._sockets.get(sock.sock_id) is not sock:
+            if sockets.get(sock_id) is not sock:
                 return  # an earlier message ended this socket
-            if isinstance(event, WsText):
-                self._on_message(sock, event.text)
+            if type(event) is str:
+                self._on_message(sock, event)
             elif isinstance(event, WsClosed):
                 self._ws_closed(sock, event.code, event.reason)
             elif isinstance(event, WsFailed):
@@ -535,18 +629,15 @@ class QQGatewayConnection:
         try:
             payload = parse_payload(text)
             if self._state is not State.CLOSING:
-                self._on_payload(sock, payload)
+                handler = _OPCODE_HANDLERS.get(payload.op)
+                if handler is None:
+                    raise BadPayload(f"gateway sent unknown opcode {payload.op}")
+                handler(self, sock, payload)
             elif payload.op == Opcode.DISPATCH:
                 self._on_dispatch(sock, payload)  # still delivered while the close completes
         except BadPayload as exc:
             if self._state is not State.CLOSING:
                 self._drop_ws(sock, 1007, _Disconnect("bad_input", str(exc), resume=True))
-
-    def _on_payload(self, sock: _Socket, payload: Payload) -> None:
-        handler = _OPCODE_HANDLERS.get(payload.op)
-        if handler is None:
-            raise BadPayload(f"gateway sent unknown opcode {payload.op}")
-        handler(self, sock, payload)
 
     def _on_heartbeat_ack(self, sock: _Socket, payload: Payload) -> None:
         if self._heartbeat is not None:
@@ -585,7 +676,7 @@ class QQGatewayConnection:
         interval_ms = d.get("heartbeat_interval") if isinstance(d, dict) else None
         if isinstance(interval_ms, bool) or not isinstance(interval_ms, (int, float)) or not interval_ms > 0:
             raise BadPayload("Hello has no positive heartbeat_interval")
-        interval = min(float(interval_ms) / 1000.0, 86400.0) * self._config.heartbeat_ratio
+        interval = min(interval_ms, 86_400_000) / 1000.0 * self._config.heartbeat_ratio
         self._gateway.connect_succeeded()
         self._heartbeat = Heartbeat(interval, self._now)
         self._timers[_Timer.HEARTBEAT] = self._heartbeat.due_at
@@ -602,22 +693,24 @@ class QQGatewayConnection:
             self._set_deadline(sock, self._config.ready_timeout, "no READY from the gateway")
 
     def _on_dispatch(self, sock: _Socket, payload: Payload) -> None:
-        if payload.s is None or payload.t is None:
+        _, d, s, t, event_id = payload
+        if s is None or t is None:
             raise BadPayload("dispatch without an integer 's' and a string 't'")
-        if payload.t == "READY":
+        if t == "READY":
             self._on_ready(sock, payload)
             return
-        if payload.t == "RESUMED":
+        if t == "RESUMED":
             if self._state is State.RESUMING and self._session_id is not None:
-                self._advance_seq(payload.s)
+                self._advance_seq(s)
                 self._session_started(sock)
                 self._emit(Resumed(self._session_id))
             return
-        if self._last_seq is not None and payload.s <= self._last_seq:
+        last_seq = self._last_seq
+        if last_seq is not None and s <= last_seq:
             return  # replayed: the application has it already
-        self._last_seq = payload.s
+        self._last_seq = s
         self._dispatches_delivered += 1
-        self._emit(Dispatch(payload.t, payload.d, payload.s, payload.id))
+        self._actions.append(Dispatch(t, d, s, event_id))
 
     def _on_ready(self, sock: _Socket, payload: Payload) -> None:
         d = payload.d
@@ -685,6 +778,61 @@ class QQGatewayConnection:
         hb.sent(self._now)
         self._timers[_Timer.HEARTBEAT] = hb.due_at
         self._emit(HeartbeatSent(self._last_seq))
+
+    # ------------------------------------------------------------------ sending messages
+
+    def _attempt_send(self, send: _Send) -> None:
+        if not self._token.usable(self._now):
+            send.waiting_for_token = True
+            if self._token_sock is None:
+                self._fetch_token()
+            return
+        attempt = self._policy.attempt(send.message, self._now)
+        if isinstance(attempt, SendFailed):
+            self._send_failed(send, attempt)
+            return
+        endpoint = self._gateway.api_endpoint.join(attempt.path)
+        sock = self._open(_Kind.SEND, endpoint)
+        sock.send_id = send.send_id
+        sock.http = HttpExchange(
+            "POST",
+            endpoint,
+            [
+                ("User-Agent", self._config.user_agent),
+                ("Content-Type", "application/json"),
+                ("Authorization", f"QQBot {self._token.authorization}"),
+                ("X-Union-Appid", self._config.app_id),
+            ],
+            attempt.body,
+            max_header_size=self._config.max_http_header_size,
+            max_body_size=self._config.max_http_body_size,
+        )
+
+    def _send_answered(self, sock: _Socket, result: Union[HttpResponse, HttpFailure]) -> None:
+        send = self._sends.get(sock.send_id) if sock.send_id is not None else None
+        if send is None:
+            return
+        if isinstance(result, HttpFailure):
+            decision = self._policy.decide(send.message, None, {}, b"", self._now)
+        else:
+            decision = self._policy.decide(send.message, result.status, dict(result.headers), result.body, self._now)
+        if isinstance(decision, SendDone):
+            del self._sends[send.send_id]
+            self._emit(MessageSent(send.send_id, decision.message_id, decision.duplicate))
+        elif isinstance(decision, SendRetry):
+            send.due = self._now + decision.delay
+            self._emit(SendRetryScheduled(send.send_id, decision.delay, decision.reason))
+        elif isinstance(decision, SendRefreshToken):
+            self._token.invalidate()
+            self._attempt_send(send)
+        elif isinstance(decision, SendAsActive):
+            self._attempt_send(send)
+        else:
+            self._send_failed(send, decision)
+
+    def _send_failed(self, send: _Send, failure: SendFailed) -> None:
+        self._sends.pop(send.send_id, None)
+        self._emit(MessageFailed(send.send_id, failure.reason, failure.code, failure.trace_id))
 
     # ------------------------------------------------------------------ losing a socket
 
@@ -777,8 +925,8 @@ class QQGatewayConnection:
         if self._backoff.exhausted:
             limit = self._config.max_reconnect_attempts
             self._fail(
-                f"gave up after {limit} reconnect attempts (max_reconnect_attempts={limit}); "
-                f"last failure: {why.reason}",
+                f"gave up after {limit} reconnect attempts (max_reconnect_attempts={limit}): fix the last "
+                f"failure, or raise max_reconnect_attempts (None never gives up); last failure: {why.reason}",
                 None,
             )
             return
@@ -792,7 +940,12 @@ class QQGatewayConnection:
         else:
             self._advance()
 
+    def _fail_sends(self, reason: str) -> None:
+        for send in list(self._sends.values()):
+            self._send_failed(send, SendFailed(f"the connection stopped before the message was sent: {reason}", None, None))
+
     def _fail(self, reason: str, close_code: Optional[int]) -> None:
+        self._fail_sends(reason)
         for sock in list(self._sockets.values()):
             if sock.ws is not None and sock.ws.is_open:
                 self._send(sock, sock.ws.close(NORMAL_CLOSE_CODE, "giving up"))

@@ -18,6 +18,9 @@ __all__ = [
     "ReconnectScheduled",
     "TimerLate",
     "Fatal",
+    "MessageSent",
+    "MessageFailed",
+    "SendRetryScheduled",
 ]
 
 
@@ -123,3 +126,31 @@ class Fatal(Action):
 
     reason: str
     close_code: Optional[int]
+
+
+@dataclass(frozen=True)
+class MessageSent(Action):
+    """The message ``send_id`` reached the platform (``duplicate``: an earlier attempt had already)."""
+
+    send_id: int
+    message_id: Optional[str]
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class MessageFailed(Action):
+    """The message ``send_id`` was not sent; the platform's ``code`` and ``trace_id`` say why, when it gave them."""
+
+    send_id: int
+    reason: str
+    code: Optional[int] = None
+    trace_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class SendRetryScheduled(Action):
+    """Notice: the message ``send_id`` will be tried again after ``delay`` seconds."""
+
+    send_id: int
+    delay: float
+    reason: str

@@ -90,6 +90,8 @@ class Harness:
         self.http_requests: list[HttpPeer] = []
         self.token_answers: list[HttpAnswer] = []
         self.gateway_answers: list[HttpAnswer] = []
+        self.send_answers: list[Optional[HttpAnswer]] = []
+        self.send_default: HttpAnswer = (200, {"id": "sent-1", "timestamp": 1})
         self.token_default: HttpAnswer = (200, {"access_token": TOKEN, "expires_in": "7200"})
         self.gateway_default: HttpAnswer = (
             200,
@@ -225,6 +227,11 @@ class Harness:
             status, body = self.token_answers.pop(0) if self.token_answers else self.token_default
         elif peer.target.endswith("/gateway/bot"):
             status, body = self.gateway_answers.pop(0) if self.gateway_answers else self.gateway_default
+        elif peer.target.endswith("/messages"):
+            answer = self.send_answers.pop(0) if self.send_answers else self.send_default
+            if answer is None:
+                return  # no answer: the test decides what happens to the socket
+            status, body = answer
         else:
             status, body = 404, {"message": "not found"}
         self.http_reply(peer.sock_id, status, body)
@@ -233,9 +240,8 @@ class Harness:
         raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
         peer = self.peers[sock_id]
         assert isinstance(peer, HttpPeer)
-        out = peer.h11.send(
-            h11.Response(status_code=status, headers=[("Content-Type", "application/json"), ("Content-Length", str(len(raw)))])
-        )
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(raw))), ("X-Tps-Trace-Id", "trace-1")]
+        out = peer.h11.send(h11.Response(status_code=status, headers=headers))
         out = (out or b"") + (peer.h11.send(h11.Data(data=raw)) or b"") + (peer.h11.send(h11.EndOfMessage()) or b"")
         self.deliver(sock_id, out)
 

@@ -129,3 +129,16 @@ def test_unauthorised_intents_in_the_field_form_back_off_instead_of_storming() -
     report = sim.run()
     assert report.fatal is None
     assert sim.platform.counters.identifies < 100  # of the day's 1000 session starts
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_a_day_of_replies_through_outages_expiring_windows_and_rate_limits_loses_none(seed: int) -> None:
+    sim = Simulation(PLANS["replies"], seed=seed, days=1)
+    report = sim.run()
+    assert_client_kept_its_promises(report)
+    assert report.replies_requested > 1000
+    assert (report.replies_lost, report.replies_duplicated, report.replies_failed) == (0, 0, 0)
+    assert report.replies_delivered == report.replies_requested
+    assert report.replies_sent_active > 0
+    assert report.faults_injected.get("network outage", 0) >= 1
+    assert sim.platform.counters.message_refusals.get(22009, 0) > 0

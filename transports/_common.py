@@ -17,12 +17,16 @@ from qqproto import (
     Health,
     HeartbeatAcked,
     HeartbeatSent,
+    MessageFailed,
+    MessageSent,
     OpenSocket,
+    OutgoingMessage,
     QQGatewayConnection,
     Ready,
     ReconnectScheduled,
     Resumed,
     SendData,
+    SendRetryScheduled,
     State,
     TimerLate,
 )
@@ -44,10 +48,19 @@ DEFAULT_MAX_PENDING_EVENTS = 10_000
 #: How many bytes to read from a socket at a time.
 READ_SIZE = 65536
 
-#: Events that are never dropped: the session and its dispatches.
-SESSION_EVENTS = (Ready, Resumed, Dispatch)
+#: Events that are never dropped: the session, its dispatches, and the outcome of each send.
+SESSION_EVENTS = (Ready, Resumed, Dispatch, MessageSent, MessageFailed)
 #: Everything a transport hands to the application; the notices among them may be dropped.
-APPLICATION_EVENTS = (*SESSION_EVENTS, HeartbeatSent, HeartbeatAcked, ReconnectScheduled, TimerLate)
+APPLICATION_EVENTS = (
+    *SESSION_EVENTS,
+    HeartbeatSent,
+    HeartbeatAcked,
+    ReconnectScheduled,
+    TimerLate,
+    SendRetryScheduled,
+)
+#: Everything that goes to the event queue: the application's events, and Fatal, which ends it.
+_QUEUED = (*APPLICATION_EVENTS, Fatal)
 
 
 class GatewayFatalError(Exception):
@@ -105,12 +118,19 @@ class EventQueue:
         """Queue an application event; ``Fatal`` ends the queue with a :class:`GatewayFatalError`."""
         if self._finished:
             return
-        if isinstance(action, Fatal):
+        if isinstance(action, SESSION_EVENTS):
+            self._items.append(action)
+        elif isinstance(action, Fatal):
             self.finish(GatewayFatalError(action.reason, action.close_code))
-        elif isinstance(action, SESSION_EVENTS) or not self.full:
+        elif not self.full:
             self._items.append(action)
         else:
             self.dropped_notices += 1
+
+    def put_all(self, actions: list[Action]) -> None:
+        """:meth:`put` each of ``actions``, in order."""
+        for action in actions:
+            self.put(action)
 
     def finish(self, error: Optional[BaseException] = None) -> None:
         """End the queue; once drained, :meth:`get` raises ``error`` if one is given."""
@@ -157,24 +177,31 @@ class Driver(abc.ABC):
             actions = self.conn.next_actions()
             due = self.conn.next_timer()
             self.stopped = self.conn.state in (State.CLOSED, State.FATAL)
-        queued = False
+        queued: list[Action] = []
         for action in actions:
-            if isinstance(action, SendData):
+            if isinstance(action, _QUEUED):
+                queued.append(action)
+            elif isinstance(action, SendData):
                 self.send(action.sock_id, action.data)
             elif isinstance(action, OpenSocket):
                 self.open_socket(action)
             elif isinstance(action, CloseSocket):
                 self.close_socket(action.sock_id)
-            elif isinstance(action, (*APPLICATION_EVENTS, Fatal)):
-                self.events.put(action)
-                queued = True
             else:
                 raise TypeError(f"no transport rule for {action!r}")
+        if queued:
+            self.events.put_all(queued)
         if self.stopped:
             self.events.finish()
         if queued or self.stopped:
             self.wake_consumer()
         self.set_timer(due)
+
+    def send_message(self, message: OutgoingMessage) -> int:
+        """Hand a message to the core; its outcome arrives among the events as MessageSent or MessageFailed."""
+        send_ids: list[int] = []
+        self.feed(lambda msg, now: send_ids.append(self.conn.send_message(msg, now)), message)
+        return send_ids[0]
 
     def begin_close(self) -> None:
         """Ask the core to close gracefully; from now on reading never waits for the consumer."""
@@ -195,11 +222,12 @@ class Driver(abc.ABC):
 
     def take_event(self) -> Optional[Action]:
         """The consumer's next event, or None to wait; StopAsyncIteration after a close."""
+        was_full = self.events.full
         event = self.events.get()
         if event is None and self.events.done:
             raise StopAsyncIteration
-        if event is not None and not self.events.full:
-            self.resume_reading()
+        if was_full and not self.events.full:
+            self.resume_reading()  # readers pause only while the queue is full
         return event
 
     def health(self) -> Health:

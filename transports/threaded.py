@@ -16,13 +16,14 @@ ReconnectScheduled) are dropped while the queue is full; Ready, Resumed and Disp
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import random
 import ssl
 import threading
 import time
 from typing import AsyncIterator, Callable, Iterator, Optional
 
-from qqproto import Action, GatewayConfig, Health, QQGatewayConnection
+from qqproto import Action, GatewayConfig, Health, OutgoingMessage, QQGatewayConnection
 
 from ._common import DEFAULT_MAX_PENDING_EVENTS, EventQueue, GatewayFatalError
 from .asyncio import Gateway
@@ -47,6 +48,12 @@ class _SharedQueue(EventQueue):
     def put(self, action: Action) -> None:
         with self._cond:
             super().put(action)
+            self._wake()
+
+    def put_all(self, actions: list[Action]) -> None:
+        with self._cond:
+            for action in actions:
+                EventQueue.put(self, action)
             self._wake()
 
     def finish(self, error: Optional[BaseException] = None) -> None:
@@ -114,6 +121,7 @@ class GatewayThread:
         self._ready = threading.Event()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._stop: Optional[asyncio.Event] = None
+        self._gateway: Optional[Gateway] = None
 
     def start(self) -> None:
         """Start the thread and begin connecting."""
@@ -128,6 +136,23 @@ class GatewayThread:
         if self._thread.is_alive():
             self._thread.join()
         self._events.finish()
+
+    def send_message(self, message: OutgoingMessage) -> int:
+        """Hand a message to the connection's thread; its outcome arrives as MessageSent or MessageFailed."""
+        done: concurrent.futures.Future[int] = concurrent.futures.Future()
+
+        def hand_over() -> None:
+            try:
+                assert self._gateway is not None
+                done.set_result(self._gateway.send_message(message))
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        with self._lock:
+            if self._loop is None:
+                raise RuntimeError("send_message() needs a started, running GatewayThread")
+            self._loop.call_soon_threadsafe(hand_over)
+        return done.result()
 
     def health(self) -> Health:
         """The core's health snapshot now; safe from any thread."""
@@ -180,10 +205,10 @@ class GatewayThread:
         try:
             async with gateway:
                 with self._lock:
-                    self._loop, self._stop = loop, stop
+                    self._loop, self._stop, self._gateway = loop, stop, gateway
                 self._ready.set()
                 await stop.wait()
         finally:
             with self._lock:
-                self._loop = self._stop = None
+                self._loop = self._stop = self._gateway = None
             self._events.attach(None)

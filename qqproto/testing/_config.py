@@ -50,6 +50,10 @@ class PlatformConfig:
     event_log_limit: int = 10000
     #: False: refuse unauthorised intents with close 4014 (DOC); True: op 9 then 4903 (field).
     intents_field_behaviour: bool = False
+    #: (messages, window seconds) the send endpoints accept before answering 22009; None: unlimited.
+    send_rate_limit: tuple[int, float] | None = None
+    #: False: messages without msg_id/event_id are refused (40034102), as active push was withdrawn.
+    allow_active_messages: bool = True
 
     @property
     def effective_heartbeat_timeout(self) -> float:

@@ -34,11 +34,16 @@ class PlatformCounters:
     heartbeat_timeouts: int = 0
     close_codes_sent: dict[int, int] = field(default_factory=dict)
     close_codes_received: dict[int, int] = field(default_factory=dict)
+    messages_received: int = 0
+    message_refusals: dict[int, int] = field(default_factory=dict)
 
     def copy(self) -> PlatformCounters:
         """An independent snapshot."""
         return dataclasses.replace(
-            self, close_codes_sent=dict(self.close_codes_sent), close_codes_received=dict(self.close_codes_received)
+            self,
+            close_codes_sent=dict(self.close_codes_sent),
+            close_codes_received=dict(self.close_codes_received),
+            message_refusals=dict(self.message_refusals),
         )
 
     def to_dict(self) -> dict[str, int | dict[int, int]]:

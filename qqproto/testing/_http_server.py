@@ -86,12 +86,12 @@ class HTTPServer:
         """True once the connection cannot carry another request."""
         return self._h11.our_state is not h11.IDLE
 
-    def respond(self, status: int, body: object) -> bytes:
+    def respond(self, status: int, body: object, extra_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
         """A JSON answer to the current request, or b"" if no answer can be sent any more."""
         if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return b""
         payload = dumps(body).encode()
-        headers = [("content-type", "application/json"), ("content-length", str(len(payload)))]
+        headers = [("content-type", "application/json"), ("content-length", str(len(payload))), *extra_headers]
         if self._h11.their_state is h11.ERROR:
             headers.append(("connection", "close"))
         response = h11.Response(status_code=status, headers=headers, reason=reason_phrase(status).encode())

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Optional
 
 from ._config import PlatformConfig
 
@@ -30,6 +31,7 @@ class Fault(enum.Enum):
     BURST = "dispatch burst"
     CLOSE = "close with a code"
     FAIL_UPGRADES = "gateway upgrades refused"
+    SEND_RATE_LIMIT = "sends answered 22009"
 
 
 @dataclass(frozen=True)
@@ -61,40 +63,59 @@ class Plan:
     latency_jitter: float = 0.02
     connect_loss: float = 0.0
     event_interval: float = 60.0
+    #: The bot replies to each message after a delay drawn from this range; None: no replies.
+    reply_delay: Optional[tuple[float, float]] = None
     timed: tuple[TimedFault, ...] = ()
     random: tuple[RandomFault, ...] = field(default_factory=tuple)
 
 
+PRODUCTION = Plan(
+    name="production",
+    description=(
+        "what bots meet in the field: idle 4009 every ~30 min, op 7 hourly, TCP drops, "
+        "half-open silence, a weekly 10-minute outage, /gateway at 2 calls a minute, "
+        "token expiry, op 9 on some resumes, token 5xx bursts, dispatch bursts"
+    ),
+    platform=PlatformConfig(session_lifetime=30 * 60, gateway_rate_limit=(2, 60.0), token_ttl=7200),
+    connect_loss=0.01,
+    event_interval=120.0,
+    random=(
+        RandomFault(Fault.RECONNECT, HOUR),
+        RandomFault(Fault.DROP, 3 * HOUR),
+        RandomFault(Fault.SILENCE, 12 * HOUR),
+        RandomFault(Fault.OUTAGE, 7 * DAY, 600.0),
+        RandomFault(Fault.FAIL_RESUMES, 8 * HOUR, 1.0),
+        RandomFault(Fault.INVALIDATE_RESUMABLE, 12 * HOUR),
+        RandomFault(Fault.TOKEN_5XX, 12 * HOUR, 5.0),
+        RandomFault(Fault.HOST_STALL, DAY, 45.0),
+        RandomFault(Fault.STOP_ACKS, DAY, 120.0),
+        RandomFault(Fault.BURST, 2 * HOUR, 50.0),
+    ),
+)
+
 PLANS: dict[str, Plan] = {
     plan.name: plan
     for plan in (
+        PRODUCTION,
+        replace(
+            PRODUCTION,
+            name="replies",
+            description=(
+                "production, with the bot answering every message after 0.5 s to 10 min (so group "
+                "replies outlive their 5-minute window), sends answered 22009 in bursts, and an "
+                "outage every day"
+            ),
+            reply_delay=(0.5, 600.0),
+            random=(
+                *PRODUCTION.random,
+                RandomFault(Fault.SEND_RATE_LIMIT, HOUR, 5.0),
+                RandomFault(Fault.OUTAGE, DAY, 600.0),
+            ),
+        ),
         Plan(
             name="calm",
             description="a healthy platform: only the idle-session 4009 every 30 minutes",
             platform=PlatformConfig(session_lifetime=30 * 60),
-        ),
-        Plan(
-            name="production",
-            description=(
-                "what bots meet in the field: idle 4009 every ~30 min, op 7 hourly, TCP drops, "
-                "half-open silence, a weekly 10-minute outage, /gateway at 2 calls a minute, "
-                "token expiry, op 9 on some resumes, token 5xx bursts, dispatch bursts"
-            ),
-            platform=PlatformConfig(session_lifetime=30 * 60, gateway_rate_limit=(2, 60.0), token_ttl=7200),
-            connect_loss=0.01,
-            event_interval=120.0,
-            random=(
-                RandomFault(Fault.RECONNECT, HOUR),
-                RandomFault(Fault.DROP, 3 * HOUR),
-                RandomFault(Fault.SILENCE, 12 * HOUR),
-                RandomFault(Fault.OUTAGE, 7 * DAY, 600.0),
-                RandomFault(Fault.FAIL_RESUMES, 8 * HOUR, 1.0),
-                RandomFault(Fault.INVALIDATE_RESUMABLE, 12 * HOUR),
-                RandomFault(Fault.TOKEN_5XX, 12 * HOUR, 5.0),
-                RandomFault(Fault.HOST_STALL, DAY, 45.0),
-                RandomFault(Fault.STOP_ACKS, DAY, 120.0),
-                RandomFault(Fault.BURST, 2 * HOUR, 50.0),
-            ),
         ),
         Plan(
             name="hostile",

@@ -50,6 +50,7 @@ from ._config import PlatformConfig
 from ._counters import PlatformCounters
 from ._http_server import BadRequest, HTTPRequest, HTTPServer
 from ._json import dumps, loads
+from ._messages import SCENE_OF_EVENT, MessageDesk
 from ._sessions import Session
 from ._ws_server import Binary, PeerClosed, ProtocolError, Reply, Text, WSServer, handshake_headers
 
@@ -111,6 +112,8 @@ class FakeQQPlatform:
         self.bot_user = {"id": str(rng.randrange(10**18, 10**19)), "username": "qqproto测试机器人", "bot": True}
         self._rng = rng
         self._api = API(self.config, rng, self.counters)
+        #: The message endpoints, and every message they accepted (``messages.received``).
+        self.messages = MessageDesk(self.counters, self.config.send_rate_limit, self.config.allow_active_messages)
         self._sockets: dict[int, _Socket] = {}
         self._sessions: dict[str, Session] = {}
         self._current: dict[int, Session] = {}
@@ -136,6 +139,11 @@ class FakeQQPlatform:
     @gateway_url.setter
     def gateway_url(self, url: str) -> None:
         self._api.gateway_url = url
+
+    @property
+    def issued_tokens(self) -> tuple[str, ...]:
+        """Every access token the token endpoint has issued, expired ones included."""
+        return tuple(self._api.tokens.issued)
 
     def connection_made(self, conn_id: int, now: float) -> bool:
         """A client connected; False means refuse it (close at once)."""
@@ -170,16 +178,19 @@ class FakeQQPlatform:
 
     def next_timer(self) -> float | None:
         """When :meth:`handle_timer` is next due."""
+        due = float("inf")
         window = self.config.resume_window
-        times = [s.detached_at + window for s in self._sessions.values() if s.detached_at is not None]
+        for session in self._sessions.values():
+            if session.detached_at is not None and session.detached_at + window < due:
+                due = session.detached_at + window
         for sock in self._sockets.values():
-            if sock.outbox:
-                times.append(sock.outbox[0][0])
-            if sock.heartbeat_deadline is not None:
-                times.append(sock.heartbeat_deadline)
-            if sock.end_of_life is not None:
-                times.append(sock.end_of_life)
-        return min(times, default=None)
+            if sock.outbox and sock.outbox[0][0] < due:
+                due = sock.outbox[0][0]
+            if sock.heartbeat_deadline is not None and sock.heartbeat_deadline < due:
+                due = sock.heartbeat_deadline
+            if sock.end_of_life is not None and sock.end_of_life < due:
+                due = sock.end_of_life
+        return None if due == float("inf") else due
 
     def handle_timer(self, now: float) -> None:
         """Deliver delayed answers, expire sessions and close sockets whose time is up."""
@@ -199,10 +210,10 @@ class FakeQQPlatform:
 
     def has_live_gateway(self, now: float) -> bool:
         """True while an authenticated, non-silenced gateway socket serves the bot."""
-        return any(
-            sock.session is not None and (sock.heartbeat_deadline is None or sock.heartbeat_deadline > now)
-            for sock in self._sockets.values()
-        )
+        for sock in self._sockets.values():
+            if sock.session is not None and (sock.heartbeat_deadline is None or sock.heartbeat_deadline > now):
+                return True
+        return False
 
     # -- events -------------------------------------------------------------------------
 
@@ -224,6 +235,9 @@ class FakeQQPlatform:
             event_id = f"{event_type}:{self._random_string(40)}"
         text = dumps({"op": 0, "s": seq, "t": event_type, "d": data, "id": event_id})
         session.log(seq, event_id, text)
+        scene = SCENE_OF_EVENT.get(event_type)
+        if scene is not None and isinstance(data, dict) and isinstance(data.get("id"), str):
+            self.messages.pushed(data["id"], scene, now)
         sock = self._attached_socket(session)
         if sock is not None:
             self._send_text(sock, text, now)
@@ -315,6 +329,10 @@ class FakeQQPlatform:
                 break
             if request.path in GATEWAY_PATHS:
                 self._upgrade(sock, request, now)
+            elif request.method == "POST" and self.messages.handles(request.path):
+                authorised = self._api.authorised(request.headers.get("authorization", ""), now)
+                status, body = self.messages.answer(request, authorised, now)
+                self._answer(sock, status, body, now)
             else:
                 status, body = self._api.answer(request, now)
                 self._answer(sock, status, body, now)
@@ -325,7 +343,8 @@ class FakeQQPlatform:
                 self._receive_ws(sock, b"", now)
 
     def _answer(self, sock: _Socket, status: int, body: object, now: float) -> None:
-        self._send(sock, sock.http.respond(status, body), now, slow=True)
+        trace = (("x-tps-trace-id", f"{self._rng.getrandbits(128):032x}"),)
+        self._send(sock, sock.http.respond(status, body, trace), now, slow=True)
         if sock.http.must_close:
             self._close(sock, now)
 

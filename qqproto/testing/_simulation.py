@@ -14,11 +14,13 @@ from .._events import (
     CloseSocket,
     Dispatch,
     Fatal,
+    MessageFailed,
     OpenSocket,
     ReconnectScheduled,
     SendData,
     TimerLate,
 )
+from .._sending import OutgoingMessage, Scene
 from .._state import State
 from ._actions import ServerClose, ServerSend
 from ._dispatches import DispatchGenerator
@@ -29,6 +31,8 @@ __all__ = ["Simulation", "Report", "TimelineEntry"]
 
 GATEWAY_URL = "wss://api.sgroup.qq.com/websocket"
 PROGRESS_STEP = 3600.0
+# The message events a bot replies to, and where its reply goes.
+REPLY_SCENES = {"GROUP_AT_MESSAGE_CREATE": Scene.GROUP, "C2C_MESSAGE_CREATE": Scene.C2C}
 # After the last day no new events or faults come; this long is given to deliver what is in flight.
 SETTLE = 900.0
 
@@ -65,6 +69,12 @@ class Report:
     longest_outage_s: float = 0.0
     silent_dead_s: float = 0.0
     timer_late_count: int = 0
+    replies_requested: int = 0
+    replies_delivered: int = 0
+    replies_lost: int = 0
+    replies_duplicated: int = 0
+    replies_failed: int = 0
+    replies_sent_active: int = 0
     fatal: Optional[str] = None
     timeline: list[TimelineEntry] = field(default_factory=list)
 
@@ -137,6 +147,8 @@ class Simulation:
         self._timer_late = 0
         self._fatal: Optional[str] = None
         self._hello_interval = plan.platform.heartbeat_interval_ms / 1000.0
+        self._replies_requested: set[str] = set()
+        self._replies_failed = 0
         self._latency_base, self._latency_jitter = plan.latency, plan.latency_jitter
         # What the simulation does with each action of the client; notices it has no use for are absent.
         self._client_handlers: dict[type, Callable[[Any], None]] = {
@@ -147,6 +159,7 @@ class Simulation:
             ReconnectScheduled: self._reconnect_scheduled,
             TimerLate: self._timer_was_late,
             Fatal: self._gave_up,
+            MessageFailed: self._reply_failed,
         }
 
     # ------------------------------------------------------------------ the virtual clock
@@ -199,11 +212,7 @@ class Simulation:
         if self.now < self._stall_until:
             self._wake_client(self._stall_until)
             return
-        due = self.client.next_timer()
-        if due is None or due > self.now:
-            self._wake_client(due)
-            return
-        self.client.handle_timer(self.now)
+        self.client.handle_timer(self.now)  # does nothing if a later input moved its timer on
         self._after_client()
 
     def _wake_client(self, due: Optional[float]) -> None:
@@ -237,6 +246,28 @@ class Simulation:
     def _delivered_to_app(self, action: Dispatch) -> None:
         if action.event_id is not None:
             self._delivered[action.event_id] += 1
+        delay = self.plan.reply_delay
+        scene = REPLY_SCENES.get(action.event_type)
+        if delay is not None and scene is not None and isinstance(action.data, dict):
+            self._at(self.now + self._faults.uniform(*delay), self._reply, action, scene, self.now)
+
+    def _reply(self, dispatch: Dispatch, scene: Scene, received_at: float) -> None:
+        """The bot answers a message it received a while ago, as an application would."""
+        if self._fatal is not None:
+            return
+        data = dispatch.data
+        author = data.get("author") if isinstance(data.get("author"), dict) else {}
+        target = data.get("group_openid") if scene is Scene.GROUP else author.get("user_openid")
+        marker = f"re:{dispatch.event_id}"
+        message = OutgoingMessage(
+            scene, str(target), {"content": marker, "msg_type": 0}, msg_id=data.get("id"), received_at=received_at
+        )
+        self._replies_requested.add(marker)
+        self.client.send_message(message, self.now)
+        self._after_client()
+
+    def _reply_failed(self, action: MessageFailed) -> None:
+        self._replies_failed += 1
 
     def _reconnect_scheduled(self, action: ReconnectScheduled) -> None:
         self._causes[action.cause] += 1
@@ -383,6 +414,8 @@ class Simulation:
                 self._at(now + i * 0.05, self._push_event)
         elif fault is Fault.CLOSE:
             platform.close_gateway(int(value), now)
+        elif fault is Fault.SEND_RATE_LIMIT:
+            platform.messages.fail_next(int(value), 22009)
         elif fault is Fault.FAIL_UPGRADES:
             platform.drop_connections(now)
             platform.fail_upgrades(int(value))
@@ -457,5 +490,12 @@ class Simulation:
         report.faults_injected = dict(sorted(self._faults_seen.items()))
         report.uptime_ratio = self._up_time / end if end > 0 else 0.0
         report.timer_late_count = self._timer_late
+        received = Counter(str(m.body.get("content")) for m in self.platform.messages.received)
+        report.replies_requested = len(self._replies_requested)
+        report.replies_delivered = len(self._replies_requested & set(received))
+        report.replies_lost = report.replies_requested - report.replies_delivered
+        report.replies_duplicated = sum(n - 1 for n in received.values() if n > 1)
+        report.replies_failed = self._replies_failed
+        report.replies_sent_active = sum(1 for m in self.platform.messages.received if "msg_id" not in m.body)
         report.fatal = self._fatal
         return report

@@ -16,7 +16,7 @@ import trio
 
 import transports.asyncio
 import transports.trio
-from qqproto import Action, Dispatch, GatewayConfig, Health
+from qqproto import Action, Dispatch, GatewayConfig, Health, OutgoingMessage
 from qqproto.testing import FakeQQPlatform
 from qqproto.testing.serve import LoopbackPlatform
 from transports.threaded import GatewayThread
@@ -57,9 +57,15 @@ def client_config(lp: LoopbackPlatform, **overrides: Any) -> GatewayConfig:
 class Client:
     """A running transport: its event stream, its health, and everything it delivered so far."""
 
-    def __init__(self, events: AsyncIterator[Action], health: Callable[[], Health]) -> None:
+    def __init__(
+        self,
+        events: AsyncIterator[Action],
+        health: Callable[[], Health],
+        send_message: Callable[[OutgoingMessage], int],
+    ) -> None:
         self._events = events
         self.health = health
+        self.send_message = send_message
         self.seen: list[Action] = []
 
     async def next(self, kind: type[A], timeout: float = TIMEOUT) -> A:
@@ -98,16 +104,16 @@ async def run(
     rng = random.Random(0)
     if transport == "asyncio":
         async with transports.asyncio.open_gateway(config, ssl_context, rng=rng, **options) as gateway:
-            yield Client(gateway, gateway.health)
+            yield Client(gateway, gateway.health, gateway.send_message)
     elif transport == "trio":
         async with transports.trio.open_gateway(config, ssl_context, rng=rng, **options) as trio_gateway:
-            yield Client(trio_gateway, trio_gateway.health)
+            yield Client(trio_gateway, trio_gateway.health, trio_gateway.send_message)
     else:
         thread = GatewayThread(config, ssl_context, rng=rng, **options)
         thread.start()
         events = thread.aiter_events()
         try:
-            yield Client(events, thread.health)
+            yield Client(events, thread.health, thread.send_message)
         finally:
             thread.stop()
 

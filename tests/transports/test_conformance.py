@@ -16,7 +16,7 @@ from harness import (
     wait_until,
 )
 
-from qqproto import Dispatch, Ready, ReconnectScheduled, Resumed
+from qqproto import Dispatch, MessageSent, OutgoingMessage, Ready, ReconnectScheduled, Resumed, Scene
 from qqproto.testing import DispatchGenerator, FakeQQPlatform
 from qqproto.testing.serve import LoopbackPlatform
 from transports._common import GatewayFatalError
@@ -218,3 +218,18 @@ async def test_a_slow_consumer_loses_nothing(transport: str, lp: LoopbackPlatfor
     assert health.reconnects_by_cause.get("zombie", 0) >= 1
     counters = lp.counters
     assert counters.identifies == 1 and counters.resumes_ok >= 1
+
+
+async def test_a_reply_goes_out_through_the_core_and_reaches_the_platform(transport: str, lp: LoopbackPlatform) -> None:
+    async with run(transport, client_config(lp), lp.client_ssl_context()) as client:
+        await client.next(Ready)
+        push(lp, 1)
+        (message,) = await client.dispatches(1)
+        lp.call(lambda platform, now: platform.messages.fail_next(2, 22009))
+        answer = OutgoingMessage(Scene.C2C, "user-1", {"content": "pong", "msg_type": 0}, msg_id=message.data["id"])
+        send_id = client.send_message(answer)
+        sent = await client.next(MessageSent)
+    assert sent.send_id == send_id and sent.message_id
+    received = lp.call(lambda platform, now: list(platform.messages.received))
+    assert [m.body for m in received] == [{"content": "pong", "msg_type": 0, "msg_id": "m0", "msg_seq": 1}]
+    assert lp.counters.message_refusals == {22009: 2}
