@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 __all__ = ["SIMPLE_TEXT", "OPCODE_TEXT", "OPCODE_CLOSE", "OPCODE_PONG", "frame_extent", "encode_frame", "unmask"]
 
@@ -12,7 +12,7 @@ SIMPLE_TEXT = 0x80 | OPCODE_TEXT
 UNUSUAL = -1
 
 
-def frame_extent(buffer: bytearray, pos: int) -> Optional[tuple[int, int, int, bool]]:
+def frame_extent(buffer: Union[bytes, bytearray], pos: int) -> Optional[tuple[int, int, int, bool]]:
     """Read the header at ``pos``: (first byte, header size, payload size, masked); None until it is all in.
 
     The first byte comes back as ``UNUSUAL`` when the length is not minimally encoded, which

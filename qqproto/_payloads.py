@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import sys
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 __all__ = ["Opcode", "Payload", "BadPayload", "parse_payload", "identify", "resume", "heartbeat"]
 
@@ -39,27 +39,43 @@ class Payload(NamedTuple):
     id: Optional[str]
 
 
+# What json.loads runs once it has skipped space and checked for a BOM: the C scanner of one value.
+_scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+# Builds a Payload without the Python-level __new__ of NamedTuple.
+_new_tuple = tuple.__new__
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)``; a text that is one JSON value, with no space around it, skips json's Python layers."""
+    try:
+        obj, end = _scan_once(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return obj if end == len(text) else json.loads(text)
+
+
 def parse_payload(text: str) -> Payload:
     """Parse and check one gateway message, raising :class:`BadPayload` on anything malformed."""
     try:
-        obj = json.loads(text)
+        obj = _loads(text)
     except (ValueError, RecursionError) as exc:
         raise BadPayload(f"gateway sent invalid JSON ({exc.__class__.__name__})") from None
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise BadPayload("gateway sent a JSON value that is not an object")
-    op = obj.get("op")
+    get = obj.get
+    op = get("op")
     if type(op) is not int:
         raise BadPayload("gateway message has no integer 'op'")
-    s = obj.get("s")
+    s = get("s")
     if s is not None and type(s) is not int:
         raise BadPayload(f"gateway message has a non-integer 's' ({type(s).__name__})")
-    t = obj.get("t")
-    if t is not None and not isinstance(t, str):
+    t = get("t")
+    if t is not None and type(t) is not str:
         raise BadPayload("gateway message has a non-string 't'")
-    event_id = obj.get("id")
-    if event_id is not None and not isinstance(event_id, str):
+    event_id = get("id")
+    if event_id is not None and type(event_id) is not str:
         event_id = str(event_id)
-    return Payload(op=op, d=obj.get("d"), s=s, t=t, id=event_id)
+    return _new_tuple(Payload, (op, get("d"), s, t, event_id))
 
 
 def _dump(op: Opcode, d: Any) -> str:

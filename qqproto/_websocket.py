@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import random
 from dataclasses import dataclass
 from typing import Optional, Union
@@ -21,12 +22,11 @@ from wsproto.events import (
 from ._frames import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, SIMPLE_TEXT, encode_frame, frame_extent
 from ._http import Endpoint
 
-__all__ = ["WebSocketClient", "WsOpened", "WsText", "WsClosed", "WsFailed", "WsEvent"]
+__all__ = ["WebSocketClient", "WsOpened", "WsText", "WsClosed", "WsFailed", "WsEvent", "WsReceived"]
 
 ABNORMAL_CLOSURE = 1006
 # Close codes that must not be sent back in a close frame (RFC 6455 §7.4.1).
 NO_ECHO = frozenset({1005, 1006, 1015})
-MAX_HANDSHAKE_SIZE = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,33 +60,45 @@ class WsFailed:
 
 
 WsEvent = Union[WsOpened, WsText, WsClosed, WsFailed]
+#: What :meth:`WebSocketClient.receive` reports: each text message as a plain ``str``, anything else as an event.
+WsReceived = Union[str, WsOpened, WsClosed, WsFailed]
 
 
 class WebSocketClient:
     """Turns bytes from the socket into gateway messages and closes, and messages into bytes.
 
-    Complete, unmasked, unfragmented text frames, nearly all the gateway sends, are decoded
-    here directly; every other frame (control frames, fragments, anything unusual, the
-    closing handshake) is handed whole to wsproto, so both paths keep wsproto's rules.
+    Unmasked, unfragmented text frames, nearly all the gateway sends, are decoded here
+    directly, a frame split across reads piece by piece as wsproto would; every other frame
+    (control frames, fragments, anything unusual, the closing handshake) is handed whole to
+    wsproto, so both paths keep wsproto's rules.
     """
 
     def __init__(
-        self, endpoint: Endpoint, *, max_message_size: int, rng: random.Random, fast_path: bool = True
+        self,
+        endpoint: Endpoint,
+        *,
+        max_message_size: int,
+        rng: random.Random,
+        fast_path: bool = True,
+        max_handshake_size: int = 64 * 1024,
     ) -> None:
         self._ws = WSConnection(ConnectionType.CLIENT)
         self._rng = rng
         self._close_sent = False
         self._handshake = self._ws.send(Request(host=endpoint.host_header, target=endpoint.target))
         self._max_message_size = max_message_size
+        self._max_handshake_size = max_handshake_size
         self._fast_path = fast_path
         self._upgraded = False
         self._buffer = bytearray()
         self._owed_to_wsproto = 0
+        self._text_left = 0
+        self._text_decoder = codecs.getincrementaldecoder("utf-8")()
         self._fragmented = False
         self._parts: list[str] = []
         self._size = 0
         self._finished = False
-        self._events: list[WsEvent] = []
+        self._events: list[WsReceived] = []
         self._out = bytearray()
 
     def handshake_bytes(self) -> bytes:
@@ -115,6 +127,11 @@ class WebSocketClient:
 
     def receive_data(self, data: bytes) -> tuple[list[WsEvent], bytes]:
         """Feed bytes read from the socket (``b""`` at EOF); return what happened and bytes to write back."""
+        events, out = self.receive(data)
+        return [WsText(event) if isinstance(event, str) else event for event in events], out
+
+    def receive(self, data: bytes) -> tuple[list[WsReceived], bytes]:
+        """:meth:`receive_data` with each text message as a plain ``str``, for the connection's hot path."""
         if self._finished:
             return [], b""
         self._events = []
@@ -128,8 +145,7 @@ class WebSocketClient:
             elif not self._upgraded:
                 self._receive_handshake(data)
             else:
-                self._buffer += data
-                self._receive_frames()
+                self._receive_frames(data)
         except Exception as exc:  # wsproto and h11 raise several types on malformed input
             self._fail(1002, f"malformed WebSocket data ({exc.__class__.__name__}: {exc})")
         return self._events, bytes(self._out)
@@ -138,60 +154,127 @@ class WebSocketClient:
         # wsproto gets the response head alone, so every frame after it passes through _receive_frames.
         self._buffer += data
         end = self._buffer.find(b"\r\n\r\n")
+        if (len(self._buffer) if end < 0 else end + 4) > self._max_handshake_size:
+            limit = self._max_handshake_size
+            self._fail(None, f"the upgrade answer's head is larger than max_http_header_size ({limit} bytes)")
+            return
         if end < 0:
-            if len(self._buffer) > MAX_HANDSHAKE_SIZE:
-                self._fail(None, f"the upgrade answer has no end of headers within {MAX_HANDSHAKE_SIZE} bytes")
             return
         head = bytes(self._buffer[: end + 4])
         del self._buffer[: end + 4]
         self._to_wsproto(head)
         if self._upgraded and not self._finished:
-            self._receive_frames()
+            self._receive_frames(b"")
 
-    def _receive_frames(self) -> None:
-        buffer = self._buffer
+    def _receive_frames(self, data: bytes) -> None:
+        """Read the frames in what earlier reads left over followed by ``data``; keep what is left over now."""
+        buffer: Union[bytes, bytearray] = data
+        if self._buffer:
+            self._buffer += data
+            buffer = self._buffer
+        events = self._events
         pos = 0
         while pos < len(buffer) and not self._finished:
+            if self._text_left:
+                pos = self._receive_text_part(buffer, pos)
+                continue
             if self._owed_to_wsproto:
                 chunk = bytes(buffer[pos : pos + self._owed_to_wsproto])
                 pos += len(chunk)
                 self._owed_to_wsproto -= len(chunk)
                 self._to_wsproto(chunk)
                 continue
+            if self._fast_path and not self._fragmented:
+                pos = self._receive_plain_texts(buffer, pos)
+                if self._finished or pos == len(buffer):
+                    break
             extent = frame_extent(buffer, pos)
             if extent is None:
                 break
             first, header, length, masked = extent
             if first == SIMPLE_TEXT and not masked and self._fast_path and not self._fragmented and length <= self._max_message_size:
                 end = pos + header + length
-                if end <= len(buffer):
-                    try:
-                        text = buffer[pos + header : end].decode("utf-8")
-                    except UnicodeDecodeError:
-                        self._fail(1007, "bad WebSocket frame: invalid UTF-8 in a text message")
-                        break
-                    self._events.append(WsText(text))
-                    pos = end
+                if end > len(buffer):
+                    # The rest is still on its way: decode what came, checking its UTF-8 as wsproto would.
+                    self._text_left = length
+                    self._text_decoder.reset()
+                    pos += header
                     continue
+                try:
+                    text = buffer[pos + header : end].decode("utf-8")
+                except UnicodeDecodeError:
+                    self._fail(1007, "bad WebSocket frame: invalid UTF-8 in a text message")
+                    break
+                events.append(text)
+                pos = end
+                continue
             opcode, fin = first & 0x0F, bool(first & 0x80)
             if opcode in (1, 2):
                 self._fragmented = not fin
             elif opcode == 0 and fin:
                 self._fragmented = False
             self._owed_to_wsproto = header + length
-        del buffer[:pos]
+        if buffer is self._buffer:
+            del buffer[:pos]
+        else:
+            self._buffer += buffer[pos:]
+
+    def _receive_plain_texts(self, buffer: Union[bytes, bytearray], pos: int) -> int:
+        """Decode the run of whole plain text frames at ``pos`` (7- or 16-bit length); return where it ends.
+
+        The frames are those the general loop in :meth:`_receive_frames` would decode itself; this is that loop, unrolled.
+        """
+        events, limit = self._events, self._max_message_size
+        size = len(buffer)
+        while pos + 2 <= size and buffer[pos] == SIMPLE_TEXT:
+            length = buffer[pos + 1]
+            start = pos + 2
+            if length == 126:
+                if start + 2 > size:
+                    break
+                length = buffer[start] << 8 | buffer[start + 1]
+                start += 2
+                if length < 126:
+                    break
+            elif length > 126:
+                break
+            end = start + length
+            if end > size or length > limit:
+                break
+            try:
+                events.append(buffer[start:end].decode("utf-8"))
+            except UnicodeDecodeError:
+                self._fail(1007, "bad WebSocket frame: invalid UTF-8 in a text message")
+                break
+            pos = end
+        return pos
+
+    def _receive_text_part(self, buffer: Union[bytes, bytearray], pos: int) -> int:
+        """Decode what has come of a plain text frame that arrives in pieces; return where that ends."""
+        end = min(len(buffer), pos + self._text_left)
+        self._text_left -= end - pos
+        try:
+            self._parts.append(self._text_decoder.decode(buffer[pos:end], not self._text_left))
+        except UnicodeDecodeError:
+            self._fail(1007, "bad WebSocket frame: invalid UTF-8 in a text message")
+            return end
+        if not self._text_left:
+            self._events.append("".join(self._parts))
+            self._parts.clear()
+        return end
 
     def _to_wsproto(self, data: Optional[bytes]) -> None:
         self._ws.receive_data(data)
         for event in self._ws.events():
             if isinstance(event, TextMessage):
-                self._size += len(event.data)
+                self._size += len(event.data.encode())
                 if self._size > self._max_message_size:
-                    self._fail(1009, f"message larger than {self._max_message_size} bytes")
+                    limit = self._max_message_size
+                    self._fail(1009, f"a gateway message is larger than max_message_size ({limit} bytes)")
                     return
                 self._parts.append(event.data)
                 if event.message_finished:
-                    self._events.append(WsText("".join(self._parts)))
+                    self._events.append("".join(self._parts))
                     self._parts.clear()
                     self._size = 0
             elif isinstance(event, AcceptConnection):

@@ -7,9 +7,12 @@ import json
 __all__ = ["dumps", "loads"]
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(obj: object) -> str:
     """Encode ``obj`` the way the platform puts it on the wire."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(obj)
 
 
 def loads(data: str | bytes) -> object:

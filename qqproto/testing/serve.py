@@ -222,6 +222,8 @@ class LoopbackPlatform:
                 continue
             try:
                 raw.setblocking(False)
+                # Small answers (Hello, ACKs) go out at once instead of waiting on Nagle's algorithm.
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 sock = self._server_context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
             except OSError:
                 raw.close()

@@ -1,0 +1,1 @@
+"""Benchmarks that report ratios against peers; ``python -m bench`` runs them all."""

@@ -1,0 +1,93 @@
+"""``python -m bench``: run every benchmark and print each figure against its goal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import operator
+import sys
+import time
+from typing import Callable, Optional, Union
+
+from . import decode, e2e, heartbeat, memory, recovery, sim, wakeups
+from ._settings import FULL, QUICK, Settings
+from ._stats import Figures
+
+#: Each key with its goal: (comparison, bound), or None where the figure is only reported.
+GOALS: dict[str, Optional[tuple[str, float]]] = {
+    "decode_vs_aiohttp": (">=", 1.0),
+    "decode_vs_wsproto_floor": None,
+    "decode_vs_json_limit": None,
+    "e2e_best_vs_aiohttp": (">=", 1.0),
+    "e2e_vs_aiohttp": (">=", 0.5),
+    "heartbeat_p99_lateness_ms_thread": ("<=", 50.0),
+    "heartbeat_p99_lateness_ms": None,
+    "recovery_vs_floor": ("<=", 1.5),
+    "memory_per_connection_bytes": ("<=", 32768.0),
+    "idle_wakeups_per_minute": ("<=", 1.05),
+    "sim_speed": (">=", 500000.0),
+}
+BENCHMARKS: dict[str, Callable[[Settings], Figures]] = {
+    "decode": decode.run,
+    "e2e": e2e.run,
+    "heartbeat": heartbeat.run,
+    "recovery": recovery.run,
+    "memory": memory.run,
+    "wakeups": wakeups.run,
+    "sim": sim.run,
+}
+_COMPARE = {">=": operator.ge, "<=": operator.le}
+
+
+def run_all(settings: Settings, progress: Callable[[str], None] = lambda line: None) -> Figures:
+    """Every figure, keyed as in :data:`GOALS`."""
+    figures: Figures = {}
+    for name, benchmark in BENCHMARKS.items():
+        started = time.perf_counter()
+        figures.update(benchmark(settings))
+        progress(f"{name}: {time.perf_counter() - started:.1f} s")
+    return {key: figures[key] for key in GOALS}
+
+
+def met(key: str, value: Union[float, dict[str, float]]) -> Optional[bool]:
+    """Whether ``value`` meets the key's goal (every transport's, for a per-transport figure); None: no goal."""
+    goal = GOALS[key]
+    if goal is None:
+        return None
+    compare, bound = _COMPARE[goal[0]], goal[1]
+    values = value.values() if isinstance(value, dict) else [value]
+    return all(compare(v, bound) for v in values)
+
+
+def rounded(figures: Figures) -> Figures:
+    """Figures to three decimals, per-transport ones included."""
+    return {
+        key: {k: round(v, 3) for k, v in value.items()} if isinstance(value, dict) else round(value, 3)
+        for key, value in figures.items()
+    }
+
+
+def table(figures: Figures) -> str:
+    """The figures as a plain-text table with their goals."""
+    rows = [("key", "value", "goal", "met")]
+    for key, shown in rounded(figures).items():
+        goal = GOALS[key]
+        text = ", ".join(f"{k} {v:g}" for k, v in shown.items()) if isinstance(shown, dict) else f"{shown:g}"
+        verdict = {None: "", True: "yes", False: "NO"}[met(key, figures[key])]
+        rows.append((key, text, "report" if goal is None else f"{goal[0]} {goal[1]:g}", verdict))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--quick", action="store_true", help="shorter runs: a check in under two minutes")
+    args = parser.parse_args(argv)
+    figures = run_all(QUICK if args.quick else FULL, lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(rounded(figures)) if args.json else table(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

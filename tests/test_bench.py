@@ -1,0 +1,40 @@
+"""The benchmarks run and report every figure; a tiny configuration, and no timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("aiohttp", reason="the benchmarks' peers come with the bench extra")
+
+ROOT = Path(__file__).resolve().parent.parent
+SCALAR_KEYS = {
+    "decode_vs_aiohttp",
+    "decode_vs_wsproto_floor",
+    "decode_vs_json_limit",
+    "e2e_best_vs_aiohttp",
+    "heartbeat_p99_lateness_ms_thread",
+    "recovery_vs_floor",
+    "memory_per_connection_bytes",
+    "idle_wakeups_per_minute",
+    "sim_speed",
+}
+PER_TRANSPORT_KEYS = {"e2e_vs_aiohttp", "heartbeat_p99_lateness_ms"}
+RUN_TINY = "import json; from bench.__main__ import run_all; from bench._settings import SMOKE; print(json.dumps(run_all(SMOKE)))"
+
+
+def test_every_benchmark_runs_and_reports_its_figures() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_TINY], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    figures = json.loads(done.stdout)
+    assert set(figures) == SCALAR_KEYS | PER_TRANSPORT_KEYS
+    for key in SCALAR_KEYS:
+        assert isinstance(figures[key], float) and figures[key] >= 0, key
+    for key in PER_TRANSPORT_KEYS:
+        assert set(figures[key]) == {"asyncio", "trio", "thread"}, key
+        assert all(isinstance(value, float) for value in figures[key].values()), key
