@@ -715,8 +715,8 @@ class QQGatewayConnection:
     def _on_ready(self, sock: _Socket, payload: Payload) -> None:
         d = payload.d
         session_id = d.get("session_id") if isinstance(d, dict) else None
-        if not isinstance(session_id, str) or not session_id:
-            raise BadPayload("READY without a session_id")
+        if not isinstance(session_id, str) or not session_id or not session_id.isprintable():
+            raise BadPayload("READY without a usable session_id (it is sent back in Resume)")
         if self._state is not State.IDENTIFYING:
             return
         assert isinstance(d, dict)

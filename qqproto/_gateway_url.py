@@ -24,6 +24,8 @@ RATE_LIMIT_TEXT = "频率限制"
 TOKEN_ERROR_CODES = frozenset({11243, 11244})
 # max_concurrency counts session starts per this many seconds (reference §8.1).
 SESSION_START_WINDOW = 5.0
+# session_start_limit numbers beyond this are nonsense (and too large to turn into seconds).
+MAX_LIMIT_VALUE = 2**53
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ class GatewayUrlCache:
         """Read the answer to ``/gateway/bot``; cache the URL when it is good."""
         obj = response.json()
         fields: dict[str, Any] = obj if isinstance(obj, dict) else {}
-        codes = {fields.get("code"), fields.get("err_code")}
+        codes = {code for code in (fields.get("code"), fields.get("err_code")) if isinstance(code, (int, str))}
         message = fields.get("message")
         detail = f"HTTP {response.status}"
         if fields.get("code") is not None:
@@ -145,7 +147,7 @@ class GatewayUrlCache:
         if not isinstance(raw, dict):
             return
         values = [raw.get(key) for key in ("total", "remaining", "reset_after", "max_concurrency")]
-        if not all(type(value) is int and value >= 0 for value in values):
+        if not all(type(value) is int and 0 <= value <= MAX_LIMIT_VALUE for value in values):
             return
         total, remaining, reset_after, concurrency = values
         assert isinstance(total, int) and isinstance(remaining, int)

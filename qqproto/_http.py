@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 from urllib.parse import SplitResult, urlsplit
@@ -10,6 +11,9 @@ from urllib.parse import SplitResult, urlsplit
 import h11
 
 __all__ = ["Endpoint", "HttpResponse", "HttpFailure", "HttpExchange"]
+
+# What a request line may carry as its target: visible ASCII, no spaces.
+REQUEST_TARGET = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(frozen=True)
@@ -23,16 +27,22 @@ class Endpoint:
 
     @classmethod
     def from_url(cls, url: str) -> "Endpoint":
-        """Split an http(s) or ws(s) URL; raise ValueError for anything else."""
+        """Split an http(s) or ws(s) URL that can go into a request line; raise ValueError for anything else."""
         parts: SplitResult = urlsplit(url)
         secure = {"https": True, "wss": True, "http": False, "ws": False}.get(parts.scheme)
         if secure is None or not parts.hostname:
             raise ValueError(f"not an http(s) or ws(s) URL: {url[:200]!r}")
+        try:
+            host = parts.hostname.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"not a valid host name in {url[:200]!r}") from None
         port = parts.port or (443 if secure else 80)
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
-        return cls(parts.hostname, port, secure, target)
+        if not REQUEST_TARGET.fullmatch(target):
+            raise ValueError(f"the path of {url[:200]!r} is not printable ASCII")
+        return cls(host, port, secure, target)
 
     @property
     def host_header(self) -> str:
@@ -78,7 +88,7 @@ class HttpFailure:
 
 
 class HttpExchange:
-    """Sends one request and reads one response, with limits on header and body size."""
+    """Sends one request and reads one response, within ``max_header_size`` per head and ``max_body_size``."""
 
     def __init__(
         self,
@@ -91,7 +101,10 @@ class HttpExchange:
         max_body_size: int,
     ) -> None:
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_header_size)
+        self._max_header_size = max_header_size
         self._max_body_size = max_body_size
+        self._received = 0
+        self._head_bytes = 0
         all_headers = [("Host", endpoint.host_header), *headers, ("Connection", "close")]
         if body or method == "POST":
             all_headers.append(("Content-Length", str(len(body))))
@@ -111,6 +124,7 @@ class HttpExchange:
     def receive_data(self, data: bytes) -> Union[HttpResponse, HttpFailure, None]:
         """Feed bytes read from the socket (``b""`` at EOF); a result once the response is complete."""
         try:
+            self._received += len(data)
             self._h11.receive_data(data)
             while True:
                 event = self._h11.next_event()
@@ -118,6 +132,8 @@ class HttpExchange:
                     if data == b"":
                         return HttpFailure("the server closed the connection before the response was complete")
                     return None
+                if isinstance(event, (h11.InformationalResponse, h11.Response)) and self._head_too_large():
+                    return HttpFailure(self._head_limit_reason())
                 if isinstance(event, h11.InformationalResponse):
                     continue
                 if isinstance(event, h11.Response):
@@ -128,10 +144,22 @@ class HttpExchange:
                 elif isinstance(event, h11.Data):
                     self._body += event.data
                     if len(self._body) > self._max_body_size:
-                        return HttpFailure(f"response body larger than {self._max_body_size} bytes")
+                        limit = self._max_body_size
+                        return HttpFailure(f"the response body is larger than max_http_body_size ({limit} bytes)")
                 elif isinstance(event, h11.EndOfMessage):
                     return HttpResponse(self._status, self._headers, bytes(self._body))
                 else:
                     return HttpFailure("the server closed the connection before the response was complete")
         except h11.RemoteProtocolError as exc:
+            if exc.error_status_hint == 431:  # h11's buffer of an incomplete head ran past the limit
+                return HttpFailure(self._head_limit_reason())
             return HttpFailure(f"malformed HTTP response: {exc}")
+
+    def _head_too_large(self) -> bool:
+        """Measure the head just parsed; h11 checks only heads that arrive in pieces."""
+        consumed = self._received - len(self._h11.trailing_data[0])
+        size, self._head_bytes = consumed - self._head_bytes, consumed
+        return size > self._max_header_size
+
+    def _head_limit_reason(self) -> str:
+        return f"the response head is larger than max_http_header_size ({self._max_header_size} bytes)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -14,6 +15,8 @@ __all__ = ["TokenCache", "TokenIssued", "CredentialsRejected", "TokenUnavailable
 
 # Platform codes that mean the app id or secret is wrong (reference §7.1 and §9.4).
 CREDENTIAL_ERROR_CODES = frozenset({100016, 11251, 11261, 11275})
+# A token travels in an Authorization header: visible ASCII only.
+USABLE_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ class TokenCache:
         """Read the token endpoint's answer and store the token it carries."""
         obj = response.json()
         code = obj.get("code") if isinstance(obj, dict) else None
+        if not isinstance(code, (int, str)):
+            code = None
         message = obj.get("message") if isinstance(obj, dict) else None
         detail = f"HTTP {response.status}" + (f", code {code}" if code is not None else "")
         if isinstance(message, str) and message:
@@ -109,7 +114,7 @@ class TokenCache:
             return TokenUnavailable(f"the token endpoint answered {detail}")
         token = obj.get("access_token")
         expires_in = _seconds(obj.get("expires_in"))
-        if not isinstance(token, str) or not token or expires_in is None or expires_in <= 0:
+        if not isinstance(token, str) or not USABLE_TOKEN.fullmatch(token) or expires_in is None or expires_in <= 0:
             return TokenUnavailable(f"the token endpoint answered without a usable token ({detail})")
         self._token = token
         self.expires_at = now + expires_in
@@ -126,6 +131,10 @@ def _seconds(value: object) -> Optional[float]:
             value = int(value.strip())
         except ValueError:
             return None
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    return None
+    if not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None

@@ -29,6 +29,8 @@ class TokenStore:
         self._overlap = overlap
         self._expiry: dict[str, float] = {}
         self._current: str | None = None
+        #: Every token ever issued, in order, expired ones included.
+        self.issued: list[str] = []
 
     def grant(self, now: float) -> Grant:
         """The current token if it has more than ``overlap`` left, else a new one; old ones stay valid."""
@@ -39,6 +41,7 @@ class TokenStore:
         token = "".join(self._rng.choice(_ALPHABET) for _ in range(43))
         self._expiry[token] = now + self._ttl
         self._current = token
+        self.issued.append(token)
         return Grant(token, int(self._ttl), new=True)
 
     def valid(self, token: str, now: float) -> bool:
