@@ -375,8 +375,8 @@ class QQGatewayConnection:
     def _tick(self, now: float, method: str, *, started: bool = True) -> None:
         if type(now) is not float and (isinstance(now, bool) or not isinstance(now, (int, float))) or now != now:
             raise LocalProtocolError(
-                f"{method}() needs now as a number of seconds, got {now!r}: pass a monotonic clock's "
-                "reading, such as time.monotonic()"
+                f"{method}() needs now as a number of seconds, got {now!r}: pass a reading of the "
+                "same monotonic clock as every other input"
             )
         if started and self._state is State.IDLE and method != "start":
             raise LocalProtocolError(f"{method}() was called before start(); call start(now) first")

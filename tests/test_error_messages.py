@@ -100,7 +100,7 @@ MISUSES: dict[str, tuple[Callable[[], object], str]] = {
     "bad config": (lambda: GatewayConfig(app_id="1", client_secret="s", shard=(5, 1)), "shard must be"),
     "start twice": (lambda: started().start(1.0), "create a new QQGatewayConnection"),
     "before start": (lambda: QQGatewayConnection(CONFIG).handle_timer(0.0), "call start(now) first"),
-    "now not a number": (lambda: started().handle_timer(float("nan")), "time.monotonic()"),
+    "now not a number": (lambda: started().handle_timer(float("nan")), "same monotonic clock as every other input"),
     "unknown socket": (lambda: started().socket_opened(99, 1.0), "pass the sock_id of an OpenSocket action"),
     "opened twice": (lambda: started_opened().socket_opened(1, 1.0), "report each OpenSocket once"),
     "data before open": (lambda: started().receive_data(1, b"x", 1.0), "call socket_opened(1, now)"),
