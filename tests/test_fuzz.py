@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 from helpers import GATEWAY_URL, Harness
 
+from bench.fuzz import case_input, record_transcripts, run_case, run_range
 from qqproto import Fatal, ReconnectScheduled, State
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # bench/ sits beside tests/ and is not installed
-from bench.fuzz import case_input, record_transcripts, run_case, run_range  # noqa: E402
 
 GATEWAY_BOT = {"url": GATEWAY_URL, "shards": 1}
 
