@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import aiohttp
 import trio
@@ -19,6 +19,9 @@ from transports.threaded import GatewayThread
 from ._server import Server
 from ._settings import Settings
 from ._stats import Figures, median
+
+#: open_gateway of transports.asyncio or transports.trio: same arguments, same async context manager.
+OpenGateway = Callable[..., Any]
 
 __all__ = ["run"]
 
@@ -49,38 +52,27 @@ class Clock:
         return (self.count - 1) / (self.last - self.first)
 
 
+async def _stream_through(open_gateway: OpenGateway, server: Server, count: int) -> float:
+    """Read ``count`` dispatches through an ``async for`` transport (asyncio or trio)."""
+    clock = Clock(count)
+    async with open_gateway(server.client_config(), server.ssl_context()) as gateway:
+        async for event in gateway:
+            if isinstance(event, Ready):
+                server.stream(count)
+            elif type(event) is Dispatch and clock.tick():
+                break
+    server.wait()
+    return clock.rate
+
+
 def via_asyncio(server: Server, count: int) -> float:
     """The asyncio transport; the application is an ``async for`` on the same loop."""
-
-    async def main() -> float:
-        clock = Clock(count)
-        async with transports.asyncio.open_gateway(server.client_config(), server.ssl_context()) as gateway:
-            async for event in gateway:
-                if isinstance(event, Ready):
-                    server.stream(count)
-                elif type(event) is Dispatch and clock.tick():
-                    break
-        server.wait()
-        return clock.rate
-
-    return asyncio.run(main())
+    return asyncio.run(_stream_through(transports.asyncio.open_gateway, server, count))
 
 
 def via_trio(server: Server, count: int) -> float:
     """The trio transport; the application is an ``async for`` in the same run."""
-
-    async def main() -> float:
-        clock = Clock(count)
-        async with transports.trio.open_gateway(server.client_config(), server.ssl_context()) as gateway:
-            async for event in gateway:
-                if isinstance(event, Ready):
-                    server.stream(count)
-                elif type(event) is Dispatch and clock.tick():
-                    break
-        server.wait()
-        return clock.rate
-
-    return trio.run(main)
+    return trio.run(_stream_through, transports.trio.open_gateway, server, count)
 
 
 def via_thread(server: Server, count: int) -> float:

@@ -7,7 +7,7 @@ import json
 import socket
 import ssl
 import time
-from typing import Callable
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import trio
@@ -64,48 +64,34 @@ def handshake_floor(endpoints: Endpoints, context: ssl.SSLContext) -> float:
     return elapsed
 
 
+async def _recover_through(
+    open_gateway: Callable[..., Any], sleep: Callable[[float], Awaitable[None]], server: Server, reps: int, floor: Measure
+) -> Times:
+    """Recovery times on an ``async for`` transport (asyncio or trio), each with a floor measured just before it."""
+    times = []
+    async with open_gateway(client_config(server), server.ssl_context()) as gateway:
+        async for event in gateway:
+            if isinstance(event, Ready):
+                break
+        for _ in range(reps):
+            await sleep(2 * HEALTHY_AFTER)
+            base = floor()
+            server.close_gateway(IDLE_CLOSE)
+            async for event in gateway:
+                if isinstance(event, Resumed):
+                    break
+            times.append((time.monotonic() - server.wait(), base))
+    return times
+
+
 def on_asyncio(server: Server, reps: int, floor: Measure) -> Times:
     """Recovery times on the asyncio transport, each with a floor measured just before it."""
-
-    async def main() -> Times:
-        times = []
-        async with transports.asyncio.open_gateway(client_config(server), server.ssl_context()) as gateway:
-            async for event in gateway:
-                if isinstance(event, Ready):
-                    break
-            for _ in range(reps):
-                await asyncio.sleep(2 * HEALTHY_AFTER)
-                base = floor()
-                server.close_gateway(IDLE_CLOSE)
-                async for event in gateway:
-                    if isinstance(event, Resumed):
-                        break
-                times.append((time.monotonic() - server.wait(), base))
-        return times
-
-    return asyncio.run(main())
+    return asyncio.run(_recover_through(transports.asyncio.open_gateway, asyncio.sleep, server, reps, floor))
 
 
 def on_trio(server: Server, reps: int, floor: Measure) -> Times:
     """Recovery times on the trio transport, each with a floor measured just before it."""
-
-    async def main() -> Times:
-        times = []
-        async with transports.trio.open_gateway(client_config(server), server.ssl_context()) as gateway:
-            async for event in gateway:
-                if isinstance(event, Ready):
-                    break
-            for _ in range(reps):
-                await trio.sleep(2 * HEALTHY_AFTER)
-                base = floor()
-                server.close_gateway(IDLE_CLOSE)
-                async for event in gateway:
-                    if isinstance(event, Resumed):
-                        break
-                times.append((time.monotonic() - server.wait(), base))
-        return times
-
-    return trio.run(main)
+    return trio.run(_recover_through, transports.trio.open_gateway, trio.sleep, server, reps, floor)
 
 
 def on_thread(server: Server, reps: int, floor: Measure) -> Times:
