@@ -275,6 +275,8 @@ class LoopbackPlatform:
             self._watch(peer)
 
     def _apply_actions(self) -> None:
+        # Everything for a peer is queued before its socket is written: a burst of sends is one flush, not one each.
+        touched: dict[int, _Peer] = {}
         for action in self.platform.next_actions():
             peer = self._peers.get(action.conn_id)
             if peer is None:
@@ -283,7 +285,10 @@ class LoopbackPlatform:
                 peer.outbuf += action.data
             else:
                 peer.closing = True
-            self._flush(peer)
+            touched[peer.conn_id] = peer
+        for peer in touched.values():
+            if self._peers.get(peer.conn_id) is peer:
+                self._flush(peer)
 
     def _flush(self, peer: _Peer) -> None:
         if peer.handshaking and peer.closing:
