@@ -86,6 +86,13 @@ class Dispatch(Action):
     event_id: Optional[str]
 
 
+def new_dispatch(event_type: str, data: Any, seq: int, event_id: Optional[str]) -> Dispatch:
+    """``Dispatch(...)`` without the frozen dataclass's four ``object.__setattr__`` calls: one is made per event."""
+    event = object.__new__(Dispatch)
+    event.__dict__.update(event_type=event_type, data=data, seq=seq, event_id=event_id)
+    return event
+
+
 @dataclass(frozen=True)
 class HeartbeatSent(Action):
     """Notice: a heartbeat carrying ``seq`` went out."""

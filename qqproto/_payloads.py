@@ -5,9 +5,17 @@ from __future__ import annotations
 import enum
 import json
 import sys
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Union
 
-__all__ = ["Opcode", "Payload", "BadPayload", "parse_payload", "identify", "resume", "heartbeat"]
+try:
+    import msgspec.json
+except ImportError:  # without the "speed" extra, json parses alone
+    msgspec = None  # type: ignore[assignment]
+
+__all__ = ["Opcode", "Payload", "BadPayload", "Message", "parse_payload", "identify", "resume", "heartbeat"]
+
+#: A gateway message as the WebSocket layer hands it over: text, or UTF-8 bytes not yet checked.
+Message = Union[str, bytes]
 
 
 class Opcode(enum.IntEnum):
@@ -45,8 +53,12 @@ _scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once
 _new_tuple = tuple.__new__
 
 
-def _loads(text: str) -> Any:
-    """``json.loads(text)``; a text that is one JSON value, with no space around it, skips json's Python layers."""
+def loads_stdlib(message: Message) -> Any:
+    """``json.loads`` of a message's text; a text that is one JSON value, with no space around it, skips json's Python layers.
+
+    Bytes are decoded as UTF-8 first, raising ``UnicodeDecodeError`` when they are not UTF-8.
+    """
+    text = message.decode("utf-8") if isinstance(message, bytes) else message
     try:
         obj, end = _scan_once(text, 0)
     except StopIteration:
@@ -54,10 +66,27 @@ def _loads(text: str) -> Any:
     return obj if end == len(text) else json.loads(text)
 
 
-def parse_payload(text: str) -> Payload:
+#: The first parser to try: msgspec, straight from UTF-8 bytes, when the ``speed`` extra is installed.
+fast_loads: Callable[[Message], Any] = loads_stdlib if msgspec is None else msgspec.json.Decoder().decode
+JSON_PARSER = "json" if msgspec is None else "msgspec"
+
+
+def loads(message: Message) -> Any:
+    """The JSON value of a message exactly as ``json.loads`` reads its text, by the fastest parser at hand."""
+    try:
+        return fast_loads(message)
+    except (ValueError, RecursionError):
+        # json accepts a little more than msgspec (NaN, infinities, lone surrogates in
+        # escapes), and its error is the one reported.
+        return loads_stdlib(message)
+
+
+def parse_payload(message: Message) -> Payload:
     """Parse and check one gateway message, raising :class:`BadPayload` on anything malformed."""
     try:
-        obj = _loads(text)
+        obj = loads(message)
+    except UnicodeDecodeError:
+        raise BadPayload("gateway sent a text message that is not UTF-8") from None
     except (ValueError, RecursionError) as exc:
         raise BadPayload(f"gateway sent invalid JSON ({exc.__class__.__name__})") from None
     if type(obj) is not dict:

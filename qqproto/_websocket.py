@@ -22,7 +22,7 @@ from wsproto.events import (
 from ._frames import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, SIMPLE_TEXT, encode_frame, frame_extent
 from ._http import Endpoint
 
-__all__ = ["WebSocketClient", "WsOpened", "WsText", "WsClosed", "WsFailed", "WsEvent", "WsReceived"]
+__all__ = ["WebSocketClient", "WsOpened", "WsClosed", "WsFailed", "WsReceived"]
 
 ABNORMAL_CLOSURE = 1006
 # Close codes that must not be sent back in a close frame (RFC 6455 §7.4.1).
@@ -32,13 +32,6 @@ NO_ECHO = frozenset({1005, 1006, 1015})
 @dataclass(frozen=True)
 class WsOpened:
     """The upgrade succeeded."""
-
-
-@dataclass(frozen=True)
-class WsText:
-    """One complete text message."""
-
-    text: str
 
 
 @dataclass(frozen=True)
@@ -59,18 +52,18 @@ class WsFailed:
     reason: str
 
 
-WsEvent = Union[WsOpened, WsText, WsClosed, WsFailed]
-#: What :meth:`WebSocketClient.receive` reports: each text message as a plain ``str``, anything else as an event.
-WsReceived = Union[str, WsOpened, WsClosed, WsFailed]
+#: What :meth:`WebSocketClient.receive` reports: each text message as a :data:`Message`, anything else as an event.
+WsReceived = Union[str, bytes, WsOpened, WsClosed, WsFailed]
 
 
 class WebSocketClient:
     """Turns bytes from the socket into gateway messages and closes, and messages into bytes.
 
-    Unmasked, unfragmented text frames, nearly all the gateway sends, are decoded here
-    directly, a frame split across reads piece by piece as wsproto would; every other frame
-    (control frames, fragments, anything unusual, the closing handshake) is handed whole to
-    wsproto, so both paths keep wsproto's rules.
+    Unmasked, unfragmented text frames, nearly all the gateway sends, are cut out here
+    directly: a frame that is whole in the buffer is handed on as its bytes, for the JSON
+    parser to check and decode in one pass; a frame split across reads is decoded piece by
+    piece as wsproto would. Every other frame (control frames, fragments, anything unusual,
+    the closing handshake) is handed whole to wsproto, so both paths keep wsproto's rules.
     """
 
     def __init__(
@@ -125,13 +118,13 @@ class WebSocketClient:
         """One masked client frame; the mask comes from the injected rng, so one seed gives one byte stream."""
         return encode_frame(opcode, payload, self._rng.getrandbits(32).to_bytes(4, "big"))
 
-    def receive_data(self, data: bytes) -> tuple[list[WsEvent], bytes]:
-        """Feed bytes read from the socket (``b""`` at EOF); return what happened and bytes to write back."""
-        events, out = self.receive(data)
-        return [WsText(event) if isinstance(event, str) else event for event in events], out
-
     def receive(self, data: bytes) -> tuple[list[WsReceived], bytes]:
-        """:meth:`receive_data` with each text message as a plain ``str``, for the connection's hot path."""
+        """Feed bytes read from the socket (``b""`` at EOF); return what happened and bytes to write back.
+
+        A text message that came whole in one read is its payload's bytes, UTF-8 not yet
+        checked: the reader parses them and must fail the connection (1007) if they are not
+        UTF-8. Any other text message was checked on the way and is a ``str``.
+        """
         if self._finished:
             return [], b""
         self._events = []
@@ -168,10 +161,11 @@ class WebSocketClient:
 
     def _receive_frames(self, data: bytes) -> None:
         """Read the frames in what earlier reads left over followed by ``data``; keep what is left over now."""
-        buffer: Union[bytes, bytearray] = data
+        buffer = data
         if self._buffer:
-            self._buffer += data
-            buffer = self._buffer
+            # Left over: the start of a frame header, or whatever came with the upgrade answer.
+            buffer = bytes(self._buffer) + data
+            self._buffer.clear()
         events = self._events
         pos = 0
         while pos < len(buffer) and not self._finished:
@@ -179,7 +173,7 @@ class WebSocketClient:
                 pos = self._receive_text_part(buffer, pos)
                 continue
             if self._owed_to_wsproto:
-                chunk = bytes(buffer[pos : pos + self._owed_to_wsproto])
+                chunk = buffer[pos : pos + self._owed_to_wsproto]
                 pos += len(chunk)
                 self._owed_to_wsproto -= len(chunk)
                 self._to_wsproto(chunk)
@@ -200,12 +194,7 @@ class WebSocketClient:
                     self._text_decoder.reset()
                     pos += header
                     continue
-                try:
-                    text = buffer[pos + header : end].decode("utf-8")
-                except UnicodeDecodeError:
-                    self._fail(1007, "bad WebSocket frame: invalid UTF-8 in a text message")
-                    break
-                events.append(text)
+                events.append(buffer[pos + header : end])
                 pos = end
                 continue
             opcode, fin = first & 0x0F, bool(first & 0x80)
@@ -214,15 +203,12 @@ class WebSocketClient:
             elif opcode == 0 and fin:
                 self._fragmented = False
             self._owed_to_wsproto = header + length
-        if buffer is self._buffer:
-            del buffer[:pos]
-        else:
-            self._buffer += buffer[pos:]
+        self._buffer += buffer[pos:]
 
-    def _receive_plain_texts(self, buffer: Union[bytes, bytearray], pos: int) -> int:
-        """Decode the run of whole plain text frames at ``pos`` (7- or 16-bit length); return where it ends.
+    def _receive_plain_texts(self, buffer: bytes, pos: int) -> int:
+        """Cut out the run of whole plain text frames at ``pos`` (7- or 16-bit length); return where it ends.
 
-        The frames are those the general loop in :meth:`_receive_frames` would decode itself; this is that loop, unrolled.
+        The frames are those the general loop in :meth:`_receive_frames` would cut out itself; this is that loop, unrolled.
         """
         events, limit = self._events, self._max_message_size
         size = len(buffer)
@@ -241,15 +227,11 @@ class WebSocketClient:
             end = start + length
             if end > size or length > limit:
                 break
-            try:
-                events.append(buffer[start:end].decode("utf-8"))
-            except UnicodeDecodeError:
-                self._fail(1007, "bad WebSocket frame: invalid UTF-8 in a text message")
-                break
+            events.append(buffer[start:end])
             pos = end
         return pos
 
-    def _receive_text_part(self, buffer: Union[bytes, bytearray], pos: int) -> int:
+    def _receive_text_part(self, buffer: bytes, pos: int) -> int:
         """Decode what has come of a plain text frame that arrives in pieces; return where that ends."""
         end = min(len(buffer), pos + self._text_left)
         self._text_left -= end - pos
