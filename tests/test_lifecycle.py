@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+
+import pytest
 
 from helpers import CONFIG, GATEWAY_URL, SECRET, TOKEN, Harness
 
@@ -77,6 +80,16 @@ def test_dispatches_reach_the_application_in_order_with_event_ids() -> None:
     assert dispatches[0].event_type == "C2C_MESSAGE_CREATE"
     assert dispatches[0].data == {"id": "m0", "content": "hi"}
     assert dispatches[0].event_id == f"ev-{seqs[0]}"
+
+
+def test_dispatches_are_ordinary_frozen_dataclasses() -> None:
+    h = Harness().connect()
+    seq = h.dispatch("C2C_MESSAGE_CREATE", {"id": "m0"})
+    (event,) = h.of_type(Dispatch)
+    assert event == Dispatch("C2C_MESSAGE_CREATE", {"id": "m0"}, seq, f"ev-{seq}")
+    assert repr(event) == repr(Dispatch("C2C_MESSAGE_CREATE", {"id": "m0"}, seq, f"ev-{seq}"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.seq = 0  # type: ignore[misc]
 
 
 def test_resume_when_a_session_is_held_and_identify_otherwise() -> None:
