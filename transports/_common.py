@@ -60,7 +60,8 @@ APPLICATION_EVENTS = (
     SendRetryScheduled,
 )
 #: Everything that goes to the event queue: the application's events, and Fatal, which ends it.
-_QUEUED = (*APPLICATION_EVENTS, Fatal)
+_QUEUED = frozenset((*APPLICATION_EVENTS, Fatal))
+_KEPT = frozenset(SESSION_EVENTS)
 
 
 class GatewayFatalError(Exception):
@@ -92,7 +93,8 @@ class EventQueue:
     """Application events on their way to the consumer, bounded at ``limit``.
 
     When it is full, notices are dropped; Ready, Resumed and Dispatch are always kept, and the
-    driver stops reading until the consumer catches up.  It ends after a close or an error.
+    driver stops reading until the consumer catches up: taking the event that leaves room calls
+    ``on_room``.  It ends after a close or an error.
     """
 
     def __init__(self, limit: int) -> None:
@@ -103,6 +105,11 @@ class EventQueue:
         self._finished = False
         self._error: Optional[BaseException] = None
         self.dropped_notices = 0
+        self.on_room: Optional[Callable[[], None]] = None
+
+    def __len__(self) -> int:
+        """How many events are waiting."""
+        return len(self._items)
 
     @property
     def full(self) -> bool:
@@ -116,21 +123,22 @@ class EventQueue:
 
     def put(self, action: Action) -> None:
         """Queue an application event; ``Fatal`` ends the queue with a :class:`GatewayFatalError`."""
-        if self._finished:
-            return
-        if isinstance(action, SESSION_EVENTS):
-            self._items.append(action)
-        elif isinstance(action, Fatal):
-            self.finish(GatewayFatalError(action.reason, action.close_code))
-        elif not self.full:
-            self._items.append(action)
-        else:
-            self.dropped_notices += 1
+        self.put_all([action])
 
     def put_all(self, actions: list[Action]) -> None:
         """:meth:`put` each of ``actions``, in order."""
+        items = self._items
         for action in actions:
-            self.put(action)
+            if self._finished:
+                return
+            if type(action) in _KEPT:
+                items.append(action)
+            elif isinstance(action, Fatal):
+                self.finish(GatewayFatalError(action.reason, action.close_code))
+            elif len(items) < self._limit:
+                items.append(action)
+            else:
+                self.dropped_notices += 1
 
     def finish(self, error: Optional[BaseException] = None) -> None:
         """End the queue; once drained, :meth:`get` raises ``error`` if one is given."""
@@ -140,8 +148,12 @@ class EventQueue:
 
     def get(self) -> Optional[Action]:
         """The next event, or None if none is waiting; raises the ending error once drained."""
-        if self._items:
-            return self._items.popleft()
+        items = self._items
+        if items:
+            event = items.popleft()
+            if len(items) == self._limit - 1 and self.on_room is not None:
+                self.on_room()  # it was full until now
+            return event
         if self._error is not None:
             raise self._error
         return None
@@ -168,6 +180,7 @@ class Driver(abc.ABC):
         self.closing = False
         self.stopped = False
         self._lock = lock if lock is not None else contextlib.nullcontext()
+        events.on_room = self.resume_reading  # readers pause only while the queue is full
 
     def feed(self, method: Callable[..., None], *args: Any) -> None:
         """Give the core one input, ``method(*args, now)``, and carry out what it asks."""
@@ -179,7 +192,7 @@ class Driver(abc.ABC):
             self.stopped = self.conn.state in (State.CLOSED, State.FATAL)
         queued: list[Action] = []
         for action in actions:
-            if isinstance(action, _QUEUED):
+            if type(action) in _QUEUED:
                 queued.append(action)
             elif isinstance(action, SendData):
                 self.send(action.sock_id, action.data)
@@ -222,12 +235,9 @@ class Driver(abc.ABC):
 
     def take_event(self) -> Optional[Action]:
         """The consumer's next event, or None to wait; StopAsyncIteration after a close."""
-        was_full = self.events.full
         event = self.events.get()
         if event is None and self.events.done:
             raise StopAsyncIteration
-        if was_full and not self.events.full:
-            self.resume_reading()  # readers pause only while the queue is full
         return event
 
     def health(self) -> Health:

@@ -1,7 +1,8 @@
 """Drive a :class:`~qqproto.QQGatewayConnection` on the running asyncio loop.
 
-One task per socket connects (TLS verified by default) and reads; writes go straight to the
-stream; one ``loop.call_at`` timer keeps the core's ``next_timer()``; ``now`` is ``loop.time()``.
+Each socket is an ``asyncio.Protocol`` (TLS verified by default): bytes that arrive are fed to
+the core from ``data_received``, writes go straight to the transport; one ``loop.call_at`` timer
+keeps the core's ``next_timer()``; ``now`` is ``loop.time()``.
 
 Buffering: application events wait in a queue of at most ``max_pending_events``.  While it is
 full no socket is read, so the platform meets TCP backpressure; heartbeats still go out from
@@ -17,11 +18,11 @@ import asyncio
 import random
 import ssl
 from types import TracebackType
-from typing import Any, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Coroutine, Optional
 
 from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection
 
-from ._common import DEFAULT_MAX_PENDING_EVENTS, READ_SIZE, Driver, EventQueue, GatewayFatalError, describe
+from ._common import DEFAULT_MAX_PENDING_EVENTS, Driver, EventQueue, GatewayFatalError, describe
 
 __all__ = ["Gateway", "GatewayFatalError", "open_gateway"]
 
@@ -50,12 +51,11 @@ class Gateway(Driver):
     ) -> None:
         super().__init__(conn, config, ssl_context, events, lock)
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._sockets: dict[int, asyncio.Task[None]] = {}
-        self._writers: dict[int, asyncio.StreamWriter] = {}
+        self._connecting: dict[int, asyncio.Task[None]] = {}
+        self._streams: dict[int, _Stream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: Optional[asyncio.TimerHandle] = None
         self._arrived = asyncio.Event()
-        self._room = asyncio.Event()
 
     async def __aenter__(self) -> Gateway:
         self._loop = asyncio.get_running_loop()
@@ -70,7 +70,7 @@ class Gateway(Driver):
             await asyncio.wait_for(self._stopped(), self.close_timeout)
         except asyncio.TimeoutError:
             pass
-        for sock_id in list(self._sockets):
+        for sock_id in [*self._connecting, *self._streams]:
             self.close_socket(sock_id)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.set_timer(None)
@@ -98,18 +98,22 @@ class Gateway(Driver):
         return self._loop.time()
 
     def open_socket(self, action: OpenSocket) -> None:
-        assert self._loop is not None
-        task = self._sockets[action.sock_id] = self._loop.create_task(self._serve(action))
-        self._tasks.add(task)
-        task.add_done_callback(self._served)
+        self._connecting[action.sock_id] = self._spawn(self._connect(action))
 
     def send(self, sock_id: int, data: bytes) -> None:
-        writer = self._writers.get(sock_id)
-        if writer is not None:  # None once the peer closed it: asyncio drops such writes too
-            writer.write(data)
+        stream = self._streams.get(sock_id)
+        if stream is not None:  # None once the socket ended: asyncio drops such writes too
+            stream.transport.write(data)
 
     def close_socket(self, sock_id: int) -> None:
-        self._sockets.pop(sock_id).cancel()
+        connecting = self._connecting.pop(sock_id, None)
+        if connecting is not None:
+            connecting.cancel()
+            return
+        stream = self._streams.pop(sock_id, None)
+        if stream is not None:  # None: it failed to open
+            stream.closed = True
+            self._spawn(self._close_stream(stream))
 
     def set_timer(self, due: Optional[float]) -> None:
         if self._timer is not None:
@@ -125,50 +129,49 @@ class Gateway(Driver):
         self._arrived.set()
 
     def resume_reading(self) -> None:
-        self._room.set()
+        for stream in self._streams.values():
+            if not stream.transport.is_reading():
+                stream.transport.resume_reading()
 
     # -- tasks and callbacks --------------------------------------------------------------
 
-    async def _serve(self, action: OpenSocket) -> None:
-        """Connect, then read until EOF or an error; the stream is closed however this ends."""
+    async def _connect(self, action: OpenSocket) -> None:
+        """Open TCP (and TLS); from then on the socket's protocol feeds the core as bytes arrive."""
+        assert self._loop is not None
+        stream = _Stream(self, action.sock_id, self._loop)
         try:
-            try:
-                reader, self._writers[action.sock_id] = await asyncio.open_connection(
-                    action.host,
-                    action.port,
-                    ssl=self.ssl_context if action.tls else None,
-                    server_hostname=action.server_hostname if action.tls else None,
-                )
-            except Exception as exc:
-                self.feed(self.conn.socket_failed, action.sock_id, describe(exc))
-                return
-            self.feed(self.conn.socket_opened, action.sock_id)
-            while True:
-                while self.paused:
-                    self._room.clear()
-                    await self._room.wait()
-                try:
-                    data = await reader.read(READ_SIZE)
-                except Exception as exc:
-                    self.feed(self.conn.socket_failed, action.sock_id, describe(exc))
-                    return
-                self.feed(self.conn.receive_data, action.sock_id, data)
-                if not data:
-                    return
-        finally:
-            writer = self._writers.pop(action.sock_id, None)
-            if writer is not None:
-                await self._close_stream(writer)
+            await self._loop.create_connection(
+                lambda: stream,
+                action.host,
+                action.port,
+                ssl=self.ssl_context if action.tls else None,
+                server_hostname=action.server_hostname if action.tls else None,
+            )
+        except Exception as exc:
+            del self._connecting[action.sock_id]
+            self.feed(self.conn.socket_failed, action.sock_id, describe(exc))
+            return
+        del self._connecting[action.sock_id]
+        self._streams[action.sock_id] = stream
+        self.feed(self.conn.socket_opened, action.sock_id)
+        stream.opened()
 
-    async def _close_stream(self, writer: asyncio.StreamWriter) -> None:
+    async def _close_stream(self, stream: _Stream) -> None:
         """Flush and close, TLS close_notify included; abort if that takes longer than ``close_timeout``."""
-        writer.close()
+        stream.transport.close()
         try:
-            await asyncio.wait_for(writer.wait_closed(), self.close_timeout)
+            await asyncio.wait_for(asyncio.shield(stream.lost), self.close_timeout)
         except Exception:
-            writer.transport.abort()
+            stream.transport.abort()
 
-    def _served(self, task: asyncio.Task[None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        assert self._loop is not None
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         error = None if task.cancelled() else task.exception()
         if error is not None:
@@ -180,3 +183,63 @@ class Gateway(Driver):
             self.feed(self.conn.handle_timer)
         except Exception as exc:
             self.fail(exc)
+
+
+class _Stream(asyncio.Protocol):
+    """One socket: bytes that arrive go straight to the core, with no reader task in between.
+
+    Reading pauses while the event queue is full.  What happens before the core has heard that
+    the socket opened waits for it, in order; nothing reaches the core once it closed the socket.
+    """
+
+    def __init__(self, gateway: Gateway, sock_id: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._gateway = gateway
+        self._sock_id = sock_id
+        self._early: Optional[list[tuple[Callable[..., None], tuple[Any, ...]]]] = []
+        self._ended = False
+        self.transport: asyncio.Transport
+        self.closed = False  # by the core
+        self.lost: asyncio.Future[None] = loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def opened(self) -> None:
+        """The core knows the socket is open: hand it what came early."""
+        early, self._early = self._early, None
+        for method, args in early or ():
+            self._feed(method, *args)
+
+    def data_received(self, data: bytes) -> None:
+        self._feed(self._gateway.conn.receive_data, data)
+        if self._gateway.paused and not self.closed:
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self._end(None)
+        return False
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self._end(exc)
+
+    def _end(self, exc: Optional[Exception]) -> None:
+        if not self._ended:
+            self._ended = True
+            if exc is None:
+                self._feed(self._gateway.conn.receive_data, b"")
+            else:
+                self._feed(self._gateway.conn.socket_failed, describe(exc))
+
+    def _feed(self, method: Callable[..., None], *args: Any) -> None:
+        if self.closed:
+            return
+        if self._early is not None:
+            self._early.append((method, args))
+            return
+        try:
+            self._gateway.feed(method, self._sock_id, *args)
+        except Exception as exc:
+            self._gateway.fail(exc)

@@ -36,24 +36,17 @@ class _SharedQueue(EventQueue):
 
     def __init__(self, limit: int) -> None:
         super().__init__(limit)
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # reentrant: put_all may finish the queue
         self._wakers: list[Callable[[], None]] = []
-        self._on_room: Optional[Callable[[], None]] = None
 
     @property
     def full(self) -> bool:
         with self._cond:
             return super().full
 
-    def put(self, action: Action) -> None:
-        with self._cond:
-            super().put(action)
-            self._wake()
-
     def put_all(self, actions: list[Action]) -> None:
         with self._cond:
-            for action in actions:
-                EventQueue.put(self, action)
+            super().put_all(actions)
             self._wake()
 
     def finish(self, error: Optional[BaseException] = None) -> None:
@@ -64,12 +57,12 @@ class _SharedQueue(EventQueue):
     def attach(self, on_room: Optional[Callable[[], None]]) -> None:
         """Call ``on_room`` (on a consumer's thread) when the queue stops being full; None: no one to tell."""
         with self._cond:
-            self._on_room = on_room
+            self.on_room = on_room
 
     def poll(self, waker: Callable[[], None]) -> Optional[Action]:
         """The next event; or None, having arranged one call of ``waker`` when there is news."""
         with self._cond:
-            event = self._take()
+            event = self.get()
             if event is None and not self.done:
                 self._wakers.append(waker)
             return event
@@ -83,16 +76,9 @@ class _SharedQueue(EventQueue):
     def wait_get(self) -> Optional[Action]:
         """Block until the next event; None once the queue has ended and is drained."""
         with self._cond:
-            while (event := self._take()) is None and not self.done:
+            while (event := self.get()) is None and not self.done:
                 self._cond.wait()
             return event
-
-    def _take(self) -> Optional[Action]:
-        was_full = super().full
-        event = super().get()
-        if was_full and not super().full and self._on_room is not None:
-            self._on_room()
-        return event
 
     def _wake(self) -> None:
         self._cond.notify_all()

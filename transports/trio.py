@@ -5,6 +5,10 @@ verified by default), a reader, and a writer fed through an unbounded memory cha
 bytes go out in order.  One timer task sleeps in a cancel scope whose deadline is the core's
 ``next_timer()``; ``now`` is ``trio.current_time()``.
 
+Iterating the gateway is a cancellation point on every event and a scheduling point at least
+every millisecond (:data:`SCHEDULE_EVERY`), and whenever it has to wait: a scheduler round trip
+per event would cost more than decoding the event.
+
 Buffering: application events wait in a queue of at most ``max_pending_events``.  While it is
 full no socket is read, so the platform meets TCP backpressure; heartbeats still go out from
 the timer.  A stall longer than a heartbeat interval costs the socket (no ACK is read), and the
@@ -32,6 +36,9 @@ if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["Gateway", "GatewayFatalError", "open_gateway"]
+
+#: Seconds an ``async for`` over queued events may run before it lets other tasks (the timer among them) in.
+SCHEDULE_EVERY = 0.001
 
 
 @contextlib.asynccontextmanager
@@ -87,6 +94,7 @@ class Gateway(Driver):
         self._timer_scope = trio.CancelScope()
         self._arrived = trio.lowlevel.ParkingLot()
         self._room = trio.lowlevel.ParkingLot()
+        self._next_schedule = -math.inf
 
     def start(self) -> None:
         """Start the timer and the core."""
@@ -109,9 +117,16 @@ class Gateway(Driver):
         return self
 
     async def __anext__(self) -> Action:
-        await trio.lowlevel.checkpoint()
+        # Always a cancellation point; a scheduling point too once SCHEDULE_EVERY has passed
+        # since the last, rather than one scheduler round trip per queued event.
+        if trio.current_time() >= self._next_schedule:
+            await trio.lowlevel.checkpoint()
+            self._next_schedule = trio.current_time() + SCHEDULE_EVERY
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
         while (event := self.take_event()) is None:
             await self._arrived.park()
+            self._next_schedule = trio.current_time() + SCHEDULE_EVERY
         return event
 
     # -- Driver -------------------------------------------------------------------------
