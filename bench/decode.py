@@ -13,7 +13,7 @@ from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import TextMessage
 
-from qqproto import Dispatch
+from qqproto import Dispatch, _payloads
 from qqproto.testing import DispatchGenerator, ServerSend
 
 from ._pair import Pair
@@ -46,6 +46,20 @@ class Stream:
 
 def qqproto_core(stream: Stream) -> float:
     """Dispatches per second out of ``QQGatewayConnection.receive_data`` on a session at READY."""
+    return _core_rate(stream)
+
+
+def qqproto_core_json(stream: Stream) -> float:
+    """:func:`qqproto_core` with json parsing every message, as without the ``speed`` extra."""
+    fast_loads = _payloads.fast_loads
+    _payloads.fast_loads = _payloads.loads_stdlib
+    try:
+        return _core_rate(stream)
+    finally:
+        _payloads.fast_loads = fast_loads
+
+
+def _core_rate(stream: Stream) -> float:
     pair = Pair(1).connect()
     conn, sock_id = pair.conn, pair.gateway_sock
     assert sock_id is not None
@@ -148,11 +162,17 @@ PEERS: dict[str, Callable[[Stream], float]] = {
 
 
 def run(settings: Settings) -> Figures:
-    """Each key: the core's dispatch rate over the peer's, median over repetitions that interleave them."""
+    """Each key: the core's dispatch rate over the peer's, median over repetitions that interleave them.
+
+    ``decode_json_vs_aiohttp`` is the core parsing with json alone, as it does without the ``speed`` extra.
+    """
     stream = Stream(settings.decode_messages)
-    ratios: dict[str, list[float]] = {key: [] for key in PEERS}
+    ratios: dict[str, list[float]] = {key: [] for key in [*PEERS, "decode_json_vs_aiohttp"]}
     for _ in range(settings.reps):
-        ours = qqproto_core(stream)
+        ours, ours_json = qqproto_core(stream), qqproto_core_json(stream)
         for key, peer in PEERS.items():
-            ratios[key].append(ours / peer(stream))
+            theirs = peer(stream)
+            ratios[key].append(ours / theirs)
+            if peer is aiohttp_reader:
+                ratios["decode_json_vs_aiohttp"].append(ours_json / theirs)
     return {key: median(values) for key, values in ratios.items()}
