@@ -14,6 +14,7 @@ pytest.importorskip("aiohttp", reason="the benchmarks' peers come with the bench
 ROOT = Path(__file__).resolve().parent.parent
 SCALAR_KEYS = {
     "decode_vs_aiohttp",
+    "decode_json_vs_aiohttp",
     "decode_vs_wsproto_floor",
     "decode_vs_json_limit",
     "e2e_best_vs_aiohttp",
