@@ -5,7 +5,8 @@ the core from ``data_received``, writes go straight to the transport; one ``loop
 keeps the core's ``next_timer()``; ``now`` is ``loop.time()``.
 
 Buffering: application events wait in a queue of at most ``max_pending_events``.  While it is
-full no socket is read, so the platform meets TCP backpressure; heartbeats still go out from
+full, each socket stops being read as soon as it delivers bytes (``pause_reading``), so the
+platform meets TCP backpressure; all resume once there is room.  Heartbeats still go out from
 the timer.  A stall longer than a heartbeat interval costs the socket (no ACK is read), and the
 core resumes: the platform replays what was not read, so nothing is lost.  Notices
 (HeartbeatSent/Acked, TimerLate, ReconnectScheduled) are dropped while the queue is full;
