@@ -76,6 +76,8 @@ def loads(message: Message) -> Any:
     try:
         return fast_loads(message)
     except (ValueError, RecursionError):
+        if fast_loads is loads_stdlib:
+            raise
         # json accepts a little more than msgspec (NaN, infinities, lone surrogates in
         # escapes), and its error is the one reported.
         return loads_stdlib(message)
