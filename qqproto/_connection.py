@@ -41,7 +41,7 @@ from ._health import Health
 from ._heartbeat import Beat, Heartbeat
 from ._http import Endpoint, HttpExchange, HttpFailure, HttpResponse
 from ._sending import SendDone, SendFailed, SendAsActive, OutgoingMessage, SendRefreshToken, SendRetry, SendPolicy
-from ._payloads import BadPayload, Opcode, Payload, heartbeat, identify, parse_payload, resume
+from ._payloads import BadPayload, NotUtf8, Opcode, Payload, heartbeat, identify, parse_payload, resume
 from ._state import TRANSITIONS, State
 from ._token import CredentialsRejected, TokenCache, TokenIssued, TokenUnavailable
 from ._websocket import WebSocketClient, WsClosed, WsFailed
@@ -630,6 +630,8 @@ class QQGatewayConnection:
                 except BadPayload as exc:
                     if self._state is not State.CLOSING:
                         self._drop_ws(sock, 1007, _Disconnect("bad_input", str(exc), resume=True))
+                    elif isinstance(exc, NotUtf8):
+                        self._socket_ended(sock, str(exc), cause="bad_input")  # as wsproto ends a broken socket
             elif isinstance(event, WsClosed):
                 self._ws_closed(sock, event.code, event.reason)
             elif isinstance(event, WsFailed):

@@ -12,7 +12,7 @@ try:
 except ImportError:  # without the "speed" extra, json parses alone
     msgspec = None  # type: ignore[assignment]
 
-__all__ = ["Opcode", "Payload", "BadPayload", "Message", "parse_payload", "identify", "resume", "heartbeat"]
+__all__ = ["Opcode", "Payload", "BadPayload", "NotUtf8", "Message", "parse_payload", "identify", "resume", "heartbeat"]
 
 #: A gateway message as the WebSocket layer hands it over: text, or UTF-8 bytes not yet checked.
 Message = Union[str, bytes]
@@ -35,6 +35,10 @@ class Opcode(enum.IntEnum):
 
 class BadPayload(Exception):
     """A gateway message that is not a valid envelope; the message says what is wrong."""
+
+
+class NotUtf8(BadPayload):
+    """A text message that is not UTF-8: the WebSocket itself is broken (RFC 6455 §8.1), not just the message."""
 
 
 class Payload(NamedTuple):
@@ -88,7 +92,7 @@ def parse_payload(message: Message) -> Payload:
     try:
         obj = loads(message)
     except UnicodeDecodeError:
-        raise BadPayload("gateway sent a text message that is not UTF-8") from None
+        raise NotUtf8("gateway sent a text message that is not UTF-8") from None
     except (ValueError, RecursionError) as exc:
         raise BadPayload(f"gateway sent invalid JSON ({exc.__class__.__name__})") from None
     if type(obj) is not dict:

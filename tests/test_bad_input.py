@@ -145,3 +145,20 @@ def test_input_for_a_socket_the_core_already_closed_is_dropped() -> None:
     h.conn.socket_failed(old, "late failure", h.now)
     assert h.conn.next_actions() == []
     assert h.conn.state is State.CONNECTED
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "split"])
+def test_a_message_that_is_not_utf8_ends_the_socket_even_while_closing(split: bool) -> None:
+    h = Harness().connect()
+    h.answer_close = False
+    sock_id = h.ws_id()
+    h.conn.close(h.now)
+    h.pump()
+    assert h.conn.state is State.CLOSING
+    data = frame(0x1, b'{"op":\xff}')
+    if split:  # the WebSocket layer checks the pieces
+        h.deliver(sock_id, data[:4])
+        h.deliver(sock_id, data[4:])
+    else:  # the parser checks the whole frame
+        h.deliver(sock_id, data)
+    assert h.conn.state is State.CLOSED and sock_id in h.closed

@@ -150,10 +150,9 @@ class EventQueue:
         """The next event, or None if none is waiting; raises the ending error once drained."""
         items = self._items
         if items:
-            event = items.popleft()
-            if len(items) == self._limit - 1 and self.on_room is not None:
-                self.on_room()  # it was full until now
-            return event
+            if len(items) == self._limit and self.on_room is not None:
+                self.on_room()  # taking this one leaves room; first, so that an error here loses nothing
+            return items.popleft()
         if self._error is not None:
             raise self._error
         return None

@@ -131,8 +131,7 @@ class Gateway(Driver):
 
     def resume_reading(self) -> None:
         for stream in self._streams.values():
-            if not stream.transport.is_reading():
-                stream.transport.resume_reading()
+            stream.resume()
 
     # -- tasks and callbacks --------------------------------------------------------------
 
@@ -198,6 +197,7 @@ class _Stream(asyncio.Protocol):
         self._sock_id = sock_id
         self._early: Optional[list[tuple[Callable[..., None], tuple[Any, ...]]]] = []
         self._ended = False
+        self._paused = False
         self.transport: asyncio.Transport
         self.closed = False  # by the core
         self.lost: asyncio.Future[None] = loop.create_future()
@@ -207,14 +207,29 @@ class _Stream(asyncio.Protocol):
         self.transport = transport
 
     def opened(self) -> None:
-        """The core knows the socket is open: hand it what came early."""
+        """The core knows the socket is open, and the gateway lists it: hand the core what came early."""
         early, self._early = self._early, None
         for method, args in early or ():
             self._feed(method, *args)
+        self._pause_if_full()
+
+    def resume(self) -> None:
+        """Read again after a pause for a full queue."""
+        if self._paused:
+            self._paused = False
+            try:
+                self.transport.resume_reading()
+            except Exception:
+                pass  # the connection is already gone (Python 3.10 raises); connection_lost tells the core
 
     def data_received(self, data: bytes) -> None:
         self._feed(self._gateway.conn.receive_data, data)
-        if self._gateway.paused and not self.closed:
+        if self._early is None:  # before that, the gateway does not list it, so nothing would resume it
+            self._pause_if_full()
+
+    def _pause_if_full(self) -> None:
+        if self._gateway.paused and not self.closed and not self._paused:
+            self._paused = True
             self.transport.pause_reading()
 
     def eof_received(self) -> bool:
