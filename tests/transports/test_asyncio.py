@@ -56,10 +56,13 @@ async def _serve_one_bot() -> list[bytes]:
         api_base=f"https://127.0.0.1:{port}",
         token_url=f"https://127.0.0.1:{port}/app/getAppAccessToken",
     )
+
+    async def second_request() -> None:
+        # A second connection is the /gateway/bot call, made only with the token from the first answer.
+        while len(connections) < 2 or b"\r\n\r\n" not in connections[1]:
+            await asyncio.sleep(0.01)
+
     async with server, open_gateway(config, client_context) as gateway:
-        async with asyncio.timeout(10):
-            # A second connection is the /gateway/bot call, made only with the token from the first answer.
-            while len(connections) < 2 or b"\r\n\r\n" not in connections[1]:
-                await asyncio.sleep(0.01)
+        await asyncio.wait_for(second_request(), 10)
         assert gateway.health().state != "fatal"
     return connections
