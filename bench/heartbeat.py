@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 import trio
 
 import transports.asyncio
 import transports.trio
-from qqproto import GatewayConfig
+from qqproto import Action, GatewayConfig
 from qqproto.testing import PlatformConfig
 from transports.threaded import GatewayThread
 
@@ -45,23 +45,30 @@ def block(seconds: float) -> tuple[float, float]:
     return start, time.monotonic()
 
 
+async def _blocks(sleep: Callable[[float], Awaitable[None]], period: float, blocks: int) -> Windows:
+    """Calm, block, calm, ..., block, calm: the application's side of every run; the blocks' windows."""
+    windows = []
+    for _ in range(blocks):
+        await sleep(CALM_PERIODS * period)
+        windows.append(block(BLOCKED_PERIODS * period))
+    await sleep(CALM_PERIODS * period)
+    return windows
+
+
+async def _drain(events: AsyncIterator[Action]) -> None:
+    async for _ in events:
+        pass
+
+
 def on_asyncio(server: Server, period: float, blocks: int) -> Windows:
     """The application shares its asyncio loop with the transport and blocks it."""
 
     async def main() -> Windows:
-        windows = []
         async with transports.asyncio.open_gateway(client_config(server, period), server.ssl_context()) as gateway:
-            consumer = asyncio.create_task(drain(gateway))
-            for _ in range(blocks):
-                await asyncio.sleep(CALM_PERIODS * period)
-                windows.append(block(BLOCKED_PERIODS * period))
-            await asyncio.sleep(CALM_PERIODS * period)
+            consumer = asyncio.create_task(_drain(gateway))
+            windows = await _blocks(asyncio.sleep, period, blocks)
             consumer.cancel()
         return windows
-
-    async def drain(gateway: transports.asyncio.Gateway) -> None:
-        async for _ in gateway:
-            pass
 
     return asyncio.run(main())
 
@@ -70,20 +77,12 @@ def on_trio(server: Server, period: float, blocks: int) -> Windows:
     """The application shares its trio run with the transport and blocks it."""
 
     async def main() -> Windows:
-        windows = []
         async with transports.trio.open_gateway(client_config(server, period), server.ssl_context()) as gateway:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(drain, gateway)
-                for _ in range(blocks):
-                    await trio.sleep(CALM_PERIODS * period)
-                    windows.append(block(BLOCKED_PERIODS * period))
-                await trio.sleep(CALM_PERIODS * period)
+                nursery.start_soon(_drain, gateway)
+                windows = await _blocks(trio.sleep, period, blocks)
                 nursery.cancel_scope.cancel()
         return windows
-
-    async def drain(gateway: transports.trio.Gateway) -> None:
-        async for _ in gateway:
-            pass
 
     return trio.run(main)
 
@@ -92,18 +91,10 @@ def on_thread(server: Server, period: float, blocks: int) -> Windows:
     """The connection lives on its own thread; the application's asyncio loop reads its events and blocks."""
 
     async def main(gateway: GatewayThread) -> Windows:
-        windows = []
-        consumer = asyncio.create_task(drain(gateway))
-        for _ in range(blocks):
-            await asyncio.sleep(CALM_PERIODS * period)
-            windows.append(block(BLOCKED_PERIODS * period))
-        await asyncio.sleep(CALM_PERIODS * period)
+        consumer = asyncio.create_task(_drain(gateway.aiter_events()))
+        windows = await _blocks(asyncio.sleep, period, blocks)
         consumer.cancel()
         return windows
-
-    async def drain(gateway: GatewayThread) -> None:
-        async for _ in gateway.aiter_events():
-            pass
 
     gateway = GatewayThread(client_config(server, period), server.ssl_context())
     gateway.start()
