@@ -18,6 +18,7 @@ from ._sending import (
     SendRefreshToken,
     SendRetry,
 )
+from ._session_state import SessionProgress, SessionState, SessionStore, session_key
 from ._state import State
 from ._events import (
     Action,
@@ -34,6 +35,7 @@ from ._events import (
     Resumed,
     SendData,
     SendRetryScheduled,
+    SessionForgotten,
     TimerLate,
 )
 
@@ -74,4 +76,9 @@ __all__ = [
     "SendPolicy",
     "SendRefreshToken",
     "SendRetry",
+    "SessionForgotten",
+    "SessionProgress",
+    "SessionState",
+    "SessionStore",
+    "session_key",
 ]

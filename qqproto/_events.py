@@ -18,6 +18,7 @@ __all__ = [
     "ReconnectScheduled",
     "TimerLate",
     "Fatal",
+    "SessionForgotten",
     "MessageSent",
     "MessageFailed",
     "SendRetryScheduled",
@@ -67,6 +68,8 @@ class Ready(Action):
     session_id: str
     user: dict[str, Any]
     shard: tuple[int, int]
+    #: The seq READY carried: where the application's progress in this session starts.
+    seq: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,17 @@ class Fatal(Action):
 
     reason: str
     close_code: Optional[int]
+
+
+@dataclass(frozen=True)
+class SessionForgotten(Action):
+    """The platform no longer knows the session (op 9 false, 4006, 4007, 49xx, ...); the next one is new.
+
+    Events sent while the bot was away from the old session may be missed. A saved session is
+    cleared once the application has passed this point in the stream.
+    """
+
+    reason: str
 
 
 @dataclass(frozen=True)

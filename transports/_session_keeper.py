@@ -1,0 +1,136 @@
+"""Keeping a session store up to date from any runtime: a worker thread, the latest state wins."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Optional, Union
+
+from qqproto import Action, SessionProgress, SessionState, SessionStore, session_key
+
+from ._common import describe
+
+__all__ = ["SessionKeeper"]
+
+log = logging.getLogger("qqproto.transports")
+
+#: Seconds between attempts while the store fails: doubling from the first to the last.
+RETRY_FIRST, RETRY_MAX = 0.5, 30.0
+
+
+class _Clear:
+    """The pending write is a clear: the platform forgot the session."""
+
+
+_CLEAR = _Clear()
+
+
+class SessionKeeper:
+    """Saves what the application has finished with, on a thread of its own.
+
+    The event loop only notes progress; one worker writes the newest state, so a slow store
+    never slows the stream, and a failing one is retried until it comes back.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        app_id: str,
+        shard: tuple[int, int],
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.key = session_key(app_id, shard)
+        self.progress = SessionProgress(shard)
+        self.restored: Optional[SessionState] = None
+        self.error: Optional[str] = None
+        self.saves = 0
+        self._wall_clock = wall_clock
+        self._pending: Union[SessionState, _Clear, None] = None
+        self._busy = False
+        self._closing = False
+        self._stopped = False
+        self._wake = threading.Condition()
+        self._worker: Optional[threading.Thread] = None
+
+    def restore(self) -> Optional[SessionState]:
+        """Load the saved session (blocking); a store that fails is logged and read as nothing saved."""
+        try:
+            self.restored = self.store.load(self.key)
+        except Exception as exc:  # a store may fail in any way; the bot identifies instead
+            self._failed("load", exc)
+            return None
+        self.progress = SessionProgress(self.progress.shard, self.restored)
+        return self.restored
+
+    def finished(self, event: Action) -> None:
+        """The application is done with ``event``: save the new state in the background."""
+        if self.progress.finished(event):
+            state = self.progress.state(self._wall_clock())
+            self._offer(state if state is not None else _CLEAR if self.progress.forgotten else None)
+
+    def close(self, timeout: float) -> bool:
+        """Write what is pending and stop the worker (blocking, at most ``timeout`` s); True if all was saved."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+            worker = self._worker
+        if worker is not None:
+            worker.join(timeout)  # a failing store is retried until then
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+            return self._pending is None and not self._busy and self.error is None
+
+    def _offer(self, pending: Union[SessionState, _Clear, None]) -> None:
+        if pending is None:
+            return
+        with self._wake:
+            self._pending = pending
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, name=f"qqproto-session-{self.key}", daemon=True)
+                self._worker.start()
+            elif not self._busy:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        delay = RETRY_FIRST
+        while True:
+            with self._wake:
+                while self._pending is None and not self._closing:
+                    self._wake.wait()
+                pending, self._pending = self._pending, None
+                if pending is None:
+                    return
+                self._busy = True
+            try:
+                if isinstance(pending, _Clear):
+                    self.store.clear(self.key)
+                else:
+                    self.store.save(self.key, pending)
+                self.saves += 1
+                if self.error is not None:
+                    log.warning("session store %r works again", self.store)
+                self.error = None
+                delay = RETRY_FIRST
+            except Exception as exc:  # a store may fail in any way; keep the newest state and retry
+                self._failed("save", exc)
+                with self._wake:
+                    if self._pending is None:
+                        self._pending = pending
+                    # Still busy while backing off, so new progress does not wake it: only close() does.
+                    if not self._stopped:
+                        self._wake.wait(delay)
+                    self._busy = False
+                    if self._stopped:
+                        return
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            with self._wake:
+                self._busy = False
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.error = f"{what} failed: {describe(exc)}"
+        log.warning("session store %r: %s", self.store, self.error)
