@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from .._config import GatewayConfig
@@ -26,6 +26,7 @@ from ._actions import ServerClose, ServerSend
 from ._dispatches import DispatchGenerator
 from ._plans import Fault, Plan
 from ._platform import FakeQQPlatform
+from ._sim_report import Report, TimelineEntry, Uptime
 
 __all__ = ["Simulation", "Report", "TimelineEntry"]
 
@@ -35,54 +36,6 @@ PROGRESS_STEP = 3600.0
 REPLY_SCENES = {"GROUP_AT_MESSAGE_CREATE": Scene.GROUP, "C2C_MESSAGE_CREATE": Scene.C2C}
 # After the last day no new events or faults come; this long is given to deliver what is in flight.
 SETTLE = 900.0
-
-
-@dataclass(frozen=True)
-class TimelineEntry:
-    """A moment worth drawing: the client changed state, or a reconnect was scheduled and why."""
-
-    at: float
-    state: str
-    cause: Optional[str] = None
-
-
-@dataclass
-class Report:
-    """What a simulated run shows; ``to_dict`` gives the JSON keys ``qqproto simulate`` prints."""
-
-    plan: str
-    seed: int
-    days: float
-    events_generated: int = 0
-    events_delivered: int = 0
-    events_lost: int = 0
-    events_duplicated: int = 0
-    events_abandoned_by_platform: int = 0
-    identifies: int = 0
-    resumes: int = 0
-    gateway_url_fetches: int = 0
-    gateway_cache_invalidations: int = 0
-    token_fetches: int = 0
-    reconnects_by_reason: dict[str, int] = field(default_factory=dict)
-    faults_injected: dict[str, int] = field(default_factory=dict)
-    uptime_ratio: float = 0.0
-    longest_outage_s: float = 0.0
-    silent_dead_s: float = 0.0
-    timer_late_count: int = 0
-    replies_requested: int = 0
-    replies_delivered: int = 0
-    replies_lost: int = 0
-    replies_duplicated: int = 0
-    replies_failed: int = 0
-    replies_sent_active: int = 0
-    fatal: Optional[str] = None
-    timeline: list[TimelineEntry] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The figures as plain JSON types, without the timeline."""
-        data = asdict(self)
-        del data["timeline"]
-        return data
 
 
 @dataclass
@@ -137,16 +90,9 @@ class Simulation:
         self._causes: Counter[str] = Counter()
         self._faults_seen: Counter[str] = Counter()
         self._state = State.IDLE
-        self._mark = 0.0
-        self._up = False
-        self._connected = False
-        self._live = False
-        self._silent_since: Optional[float] = None
-        self._down_since: Optional[float] = 0.0
-        self._up_time = 0.0
         self._timer_late = 0
         self._fatal: Optional[str] = None
-        self._hello_interval = plan.platform.heartbeat_interval_ms / 1000.0
+        self._uptime = Uptime(self.report, plan.platform.heartbeat_interval_ms / 1000.0, self.end)
         self._replies_requested: set[str] = set()
         self._replies_failed = 0
         self._latency_base, self._latency_jitter = plan.latency, plan.latency_jitter
@@ -186,10 +132,7 @@ class Simulation:
             if self._progress is not None and when >= next_progress:
                 self._progress(min(1.0, when / self.end))
                 next_progress = when + PROGRESS_STEP
-        end = min(self.now, self.end)
-        if self._up:
-            self._up_time += end - self._mark
-        self._mark = end
+        self._uptime.finish(self.now)
         return self._finish()
 
     # ------------------------------------------------------------------ the client's side
@@ -231,7 +174,7 @@ class Simulation:
         if state is not self._state:
             self._state = state
             self.report.timeline.append(TimelineEntry(self.now, state.value))
-            self._look(self.now)
+            self._uptime.look(self.now, state is State.CONNECTED)
         self._wake_client(self.client.next_timer())
 
     def _client_sent(self, action: SendData) -> None:
@@ -345,7 +288,7 @@ class Simulation:
                 if link is not None and link.at_platform:
                     link.at_platform = False
                     self._to_client(action.conn_id, b"")
-        self._look(self.now, live=self.platform.has_live_gateway(self.now))
+        self._uptime.look(self.now, self._state is State.CONNECTED, self.platform.has_live_gateway(self.now))
         self._wake_platform(self.platform.next_timer())
 
     def _platform_timer_fired(self, at: float) -> None:
@@ -427,51 +370,9 @@ class Simulation:
         self.platform.resume_acks(self.now)
         self._after_platform()
 
-    # ------------------------------------------------------------------ measuring
-
-    def _look(self, when: float, *, live: Optional[bool] = None) -> None:
-        """Note whether the client is connected and the platform agrees; act only when that changed.
-
-        Called after every client step, and after every platform step with the platform's view:
-        nothing else changes what it sees.
-        """
-        if when > self.end:
-            return
-        if live is None:
-            live = self._live
-        connected = self._state is State.CONNECTED
-        if connected == self._connected and live == self._live:
-            return
-        self._connected, self._live = connected, live
-        if self._up:
-            self._up_time += when - self._mark
-        self._mark = when
-        up = connected and live
-        if up != self._up:
-            if up and self._down_since is not None:
-                self.report.longest_outage_s = max(self.report.longest_outage_s, when - self._down_since)
-                self._down_since = None
-            elif not up:
-                self._down_since = when
-            self._up = up
-        silent = connected and not live
-        if silent and self._silent_since is None:
-            self._silent_since = when
-        elif not silent and self._silent_since is not None:
-            self._close_silent(when)
-
-    def _close_silent(self, when: float) -> None:
-        assert self._silent_since is not None
-        excess = when - self._silent_since - 2 * self._hello_interval
-        self.report.silent_dead_s += max(0.0, excess)
-        self._silent_since = None
+    # ------------------------------------------------------------------ the report
 
     def _finish(self) -> Report:
-        end = self._mark
-        if self._silent_since is not None:
-            self._close_silent(end)
-        if self._down_since is not None:
-            self.report.longest_outage_s = max(self.report.longest_outage_s, end - self._down_since)
         report = self.report
         counters = self.platform.counters
         delivered = set(self._delivered)
@@ -488,7 +389,6 @@ class Simulation:
         report.token_fetches = self.client.token_fetches
         report.reconnects_by_reason = dict(sorted(self._causes.items()))
         report.faults_injected = dict(sorted(self._faults_seen.items()))
-        report.uptime_ratio = self._up_time / end if end > 0 else 0.0
         report.timer_late_count = self._timer_late
         received = Counter(str(m.body.get("content")) for m in self.platform.messages.received)
         report.replies_requested = len(self._replies_requested)
