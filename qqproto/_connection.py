@@ -28,6 +28,7 @@ from ._events import (
     Resumed,
     SendData,
     SendRetryScheduled,
+    SessionForgotten,
     TimerLate,
 )
 from ._gateway_url import (
@@ -42,6 +43,7 @@ from ._heartbeat import Beat, Heartbeat
 from ._http import Endpoint, HttpExchange, HttpFailure, HttpResponse
 from ._sending import SendDone, SendFailed, SendAsActive, OutgoingMessage, SendRefreshToken, SendRetry, SendPolicy
 from ._payloads import BadPayload, NotUtf8, Opcode, Payload, heartbeat, identify, parse_payload, resume
+from ._session_state import SessionState
 from ._state import TRANSITIONS, State
 from ._token import CredentialsRejected, TokenCache, TokenIssued, TokenUnavailable
 from ._websocket import WebSocketClient, WsClosed, WsFailed
@@ -140,6 +142,7 @@ class QQGatewayConnection:
         self._heartbeat: Optional[Heartbeat] = None
         self._session_id: Optional[str] = None
         self._last_seq: Optional[int] = None
+        self._restore: Optional[str] = None
         self._connected_since: Optional[float] = None
         self._resume_failures = 0
         self._token_rejections = 0
@@ -174,6 +177,28 @@ class QQGatewayConnection:
                 "to start over, create a new QQGatewayConnection"
             )
         self._advance()
+
+    def restore_session(self, state: SessionState, now: float) -> None:
+        """Resume ``state`` (saved by an earlier process) on the first connection instead of identifying.
+
+        Call it before :meth:`start`. If the platform refuses the session (op 9 false), the
+        connection identifies afresh, emits ``SessionForgotten``, and health says ``refused``.
+        """
+        self._tick(now, "restore_session", started=False)
+        if self._state is not State.IDLE:
+            raise LocalProtocolError(
+                f"restore_session() must come before start() (state is {self._state.value}); "
+                "create the connection, restore, then start"
+            )
+        if not isinstance(state, SessionState):
+            raise LocalProtocolError(f"restore_session() needs a SessionState, not {type(state).__name__}")
+        if state.shard != self._config.shard:
+            raise LocalProtocolError(
+                f"the saved session belongs to shard {state.shard}, but this connection is shard "
+                f"{self._config.shard}: load the session saved under this shard's key"
+            )
+        self._session_id, self._last_seq = state.session_id, state.seq
+        self._restore = "resuming"
 
     def socket_opened(self, sock_id: int, now: float) -> None:
         """The socket asked for by ``OpenSocket(sock_id)`` is connected (TCP, and TLS if asked)."""
@@ -273,8 +298,12 @@ class QQGatewayConnection:
         if due is not None and now >= due:
             self.handle_timer(now)
 
-    def close(self, now: float) -> None:
-        """Shut down gracefully: close the gateway with 1000 and stop reconnecting."""
+    def close(self, now: float, *, keep_session: bool = False) -> None:
+        """Shut down gracefully: close the gateway and stop reconnecting.
+
+        The close code is 1000, which ends the session; with ``keep_session`` it is one that keeps
+        it resumable, for a process that saved its session and will be back.
+        """
         self._tick(now, "close", started=False)
         if self._state in (State.CLOSED, State.FATAL, State.CLOSING):
             return
@@ -285,7 +314,8 @@ class QQGatewayConnection:
                 self._close_socket(sock)
         ws = self._current_ws()
         if ws is not None and ws.ws is not None and ws.ws.is_open:
-            self._send(ws, ws.ws.close(NORMAL_CLOSE_CODE, "client closing"))
+            code = RECONNECT_CLOSE_CODE if keep_session else NORMAL_CLOSE_CODE
+            self._send(ws, ws.ws.close(code, "client closing"))
             self._heartbeat = None
             self._set_state(State.CLOSING)
             self._set_deadline(ws, self._config.close_timeout, "the gateway did not answer the close")
@@ -336,6 +366,7 @@ class QQGatewayConnection:
             token_expires_in=self._token.expires_at - now if self._token.usable(now) else None,
             fatal_reason=self._fatal.reason if self._fatal else None,
             fatal_close_code=self._fatal.close_code if self._fatal else None,
+            session_restore=self._restore,
         )
 
     # ------------------------------------------------------------------ read-only views
@@ -701,6 +732,8 @@ class QQGatewayConnection:
             if self._state is State.RESUMING and self._session_id is not None:
                 self._advance_seq(s)
                 self._session_started(sock)
+                if self._restore == "resuming":
+                    self._restore = "resumed"
                 self._emit(Resumed(self._session_id))
             return
         last_seq = self._last_seq
@@ -722,7 +755,8 @@ class QQGatewayConnection:
         self._session_id = session_id
         self._last_seq = payload.s
         self._session_started(sock)
-        self._emit(Ready(session_id, user if isinstance(user, dict) else {}, self._ready_shard(d.get("shard"))))
+        shard = self._ready_shard(d.get("shard"))
+        self._emit(Ready(session_id, user if isinstance(user, dict) else {}, shard, payload.s))
 
     def _ready_shard(self, shard: Any) -> tuple[int, int]:
         if (
@@ -908,10 +942,14 @@ class QQGatewayConnection:
             if self._resume_failures >= self._config.resume_failure_limit:
                 resume = False
         if not resume:
-            self._forget_session()
+            self._forget_session(why.reason)
         self._reconnect_later(why)
 
-    def _forget_session(self) -> None:
+    def _forget_session(self, reason: str) -> None:
+        if self._session_id is not None:
+            self._emit(SessionForgotten(reason))
+            if self._restore == "resuming":
+                self._restore = "refused"
         self._session_id = None
         self._last_seq = None
         self._resume_failures = 0

@@ -31,6 +31,10 @@ class Health:
     token_expires_in: Optional[float] = None
     fatal_reason: Optional[str] = None
     fatal_close_code: Optional[int] = None
+    #: A session restored from a store: "resuming", then "resumed" or "refused" (it identified instead).
+    session_restore: Optional[str] = None
+    #: The session store's last error, while saving fails; None when it works (or there is none).
+    session_store_error: Optional[str] = None
 
     @property
     def alive(self) -> bool:
