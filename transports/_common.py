@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import ssl
 from collections import deque
-from typing import Any, Callable, ContextManager, Optional
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional
 
 from qqproto import (
     Action,
@@ -27,9 +28,14 @@ from qqproto import (
     Resumed,
     SendData,
     SendRetryScheduled,
+    SessionForgotten,
+    SessionState,
     State,
     TimerLate,
 )
+
+if TYPE_CHECKING:
+    from ._session_keeper import SessionKeeper
 
 __all__ = [
     "APPLICATION_EVENTS",
@@ -41,6 +47,7 @@ __all__ = [
     "GatewayFatalError",
     "default_ssl_context",
     "describe",
+    "with_store",
 ]
 
 #: How many application events may wait for the consumer before reading stops.
@@ -49,7 +56,7 @@ DEFAULT_MAX_PENDING_EVENTS = 10_000
 READ_SIZE = 65536
 
 #: Events that are never dropped: the session, its dispatches, and the outcome of each send.
-SESSION_EVENTS = (Ready, Resumed, Dispatch, MessageSent, MessageFailed)
+SESSION_EVENTS = (Ready, Resumed, Dispatch, SessionForgotten, MessageSent, MessageFailed)
 #: Everything a transport hands to the application; the notices among them may be dropped.
 APPLICATION_EVENTS = (
     *SESSION_EVENTS,
@@ -62,6 +69,13 @@ APPLICATION_EVENTS = (
 #: Everything that goes to the event queue: the application's events, and Fatal, which ends it.
 _QUEUED = frozenset((*APPLICATION_EVENTS, Fatal))
 _KEPT = frozenset(SESSION_EVENTS)
+
+
+def with_store(health: Health, keeper: Optional[SessionKeeper]) -> Health:
+    """The core's health, with the session store's error when saving fails."""
+    if keeper is None or keeper.error is None:
+        return health
+    return dataclasses.replace(health, session_store_error=keeper.error)
 
 
 class GatewayFatalError(Exception):
@@ -106,6 +120,9 @@ class EventQueue:
         self._error: Optional[BaseException] = None
         self.dropped_notices = 0
         self.on_room: Optional[Callable[[], None]] = None
+        #: Told of each event once the consumer is done with it: when it takes the next one.
+        self.keeper: Optional[SessionKeeper] = None
+        self._handed: Optional[Action] = None
 
     def __len__(self) -> int:
         """How many events are waiting."""
@@ -146,13 +163,23 @@ class EventQueue:
             self._finished = True
             self._error = error
 
+    def last_finished(self) -> None:
+        """The consumer is done with the last event it took (it asked for the next, or left cleanly)."""
+        handed, self._handed = self._handed, None
+        if handed is not None and self.keeper is not None:
+            self.keeper.finished(handed)
+
     def get(self) -> Optional[Action]:
         """The next event, or None if none is waiting; raises the ending error once drained."""
         items = self._items
         if items:
             if len(items) == self._limit and self.on_room is not None:
                 self.on_room()  # taking this one leaves room; first, so that an error here loses nothing
-            return items.popleft()
+            event = items.popleft()
+            if self.keeper is not None:
+                self.last_finished()
+                self._handed = event
+            return event
         if self._error is not None:
             raise self._error
         return None
@@ -171,9 +198,11 @@ class Driver(abc.ABC):
         ssl_context: Optional[ssl.SSLContext],
         events: EventQueue,
         lock: Optional[ContextManager[Any]] = None,
+        keeper: Optional[SessionKeeper] = None,
     ) -> None:
         self.conn = conn
         self.events = events
+        self.keeper = events.keeper = keeper
         self.ssl_context = ssl_context if ssl_context is not None else default_ssl_context()
         self.close_timeout = config.close_timeout
         self.closing = False
@@ -219,7 +248,8 @@ class Driver(abc.ABC):
         """Ask the core to close gracefully; from now on reading never waits for the consumer."""
         if not self.closing:
             self.closing = True
-            self.feed(self.conn.close)
+            keep_session = self.keeper is not None
+            self.feed(lambda now: self.conn.close(now, keep_session=keep_session))
             self.resume_reading()
 
     def fail(self, error: BaseException) -> None:
@@ -242,7 +272,13 @@ class Driver(abc.ABC):
     def health(self) -> Health:
         """The core's health snapshot at the runtime's clock."""
         with self._lock:
-            return self.conn.health(self.now())
+            return with_store(self.conn.health(self.now()), self.keeper)
+
+    def begin(self, restored: Optional[SessionState]) -> None:
+        """Start the core, resuming ``restored`` (loaded from the store off the loop) if there is one."""
+        if restored is not None:
+            self.feed(self.conn.restore_session, restored)
+        self.feed(self.conn.start)
 
     @abc.abstractmethod
     def now(self) -> float:

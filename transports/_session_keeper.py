@@ -7,11 +7,11 @@ import threading
 import time
 from typing import Callable, Optional, Union
 
-from qqproto import Action, SessionProgress, SessionState, SessionStore, session_key
+from qqproto import Action, GatewayConfig, SessionProgress, SessionState, SessionStore, session_key
 
 from ._common import describe
 
-__all__ = ["SessionKeeper"]
+__all__ = ["SessionKeeper", "keeper_for"]
 
 log = logging.getLogger("qqproto.transports")
 
@@ -134,3 +134,8 @@ class SessionKeeper:
     def _failed(self, what: str, exc: BaseException) -> None:
         self.error = f"{what} failed: {describe(exc)}"
         log.warning("session store %r: %s", self.store, self.error)
+
+
+def keeper_for(store: Optional[SessionStore], config: GatewayConfig) -> Optional[SessionKeeper]:
+    """A keeper of ``config``'s shard in ``store``, or None without a store."""
+    return None if store is None else SessionKeeper(store, config.app_id, config.shard)

@@ -21,9 +21,10 @@ import ssl
 from types import TracebackType
 from typing import Any, Callable, ContextManager, Coroutine, Optional
 
-from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection
+from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection, SessionStore
 
 from ._common import DEFAULT_MAX_PENDING_EVENTS, Driver, EventQueue, GatewayFatalError, describe
+from ._session_keeper import SessionKeeper, keeper_for
 
 __all__ = ["Gateway", "GatewayFatalError", "open_gateway"]
 
@@ -34,9 +35,17 @@ def open_gateway(
     *,
     rng: Optional[random.Random] = None,
     max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
+    session_store: Optional[SessionStore] = None,
 ) -> Gateway:
-    """Connect on entering ``async with``; close gracefully and release every socket on leaving."""
-    return Gateway(QQGatewayConnection(config, rng), config, ssl_context, EventQueue(max_pending_events))
+    """Connect on entering ``async with``; close gracefully and release every socket on leaving.
+
+    With a ``session_store``, the session saved there is resumed, progress is saved as the
+    application finishes each event, and leaving ``async with`` without an exception counts the
+    last event as finished, saves, and closes keeping the session for the next process.
+    """
+    conn = QQGatewayConnection(config, rng)
+    keeper = keeper_for(session_store, config)
+    return Gateway(conn, config, ssl_context, EventQueue(max_pending_events), keeper=keeper)
 
 
 class Gateway(Driver):
@@ -49,23 +58,29 @@ class Gateway(Driver):
         ssl_context: Optional[ssl.SSLContext],
         events: EventQueue,
         lock: Optional[ContextManager[Any]] = None,
+        keeper: Optional[SessionKeeper] = None,
     ) -> None:
-        super().__init__(conn, config, ssl_context, events, lock)
+        super().__init__(conn, config, ssl_context, events, lock, keeper)
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._connecting: dict[int, asyncio.Task[None]] = {}
         self._streams: dict[int, _Stream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: Optional[asyncio.TimerHandle] = None
         self._arrived = asyncio.Event()
+        #: Leaving ``async with`` cleanly means the application is done with the last event.
+        self.finish_last_on_exit = True
 
     async def __aenter__(self) -> Gateway:
         self._loop = asyncio.get_running_loop()
-        self.feed(self.conn.start)
+        keeper = self.keeper
+        self.begin(await self._loop.run_in_executor(None, keeper.restore) if keeper else None)
         return self
 
     async def __aexit__(
         self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> None:
+        if exc_type is None and self.finish_last_on_exit:
+            self.events.last_finished()
         self.begin_close()
         try:
             await asyncio.wait_for(self._stopped(), self.close_timeout)
@@ -77,6 +92,9 @@ class Gateway(Driver):
         self.set_timer(None)
         self.events.finish()
         self.wake_consumer()
+        if self.keeper is not None:
+            assert self._loop is not None
+            await self._loop.run_in_executor(None, self.keeper.close, self.close_timeout)
 
     def __aiter__(self) -> Gateway:
         return self

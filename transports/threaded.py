@@ -23,9 +23,10 @@ import threading
 import time
 from typing import AsyncIterator, Callable, Iterator, Optional
 
-from qqproto import Action, GatewayConfig, Health, OutgoingMessage, QQGatewayConnection
+from qqproto import Action, GatewayConfig, Health, OutgoingMessage, QQGatewayConnection, SessionStore
 
-from ._common import DEFAULT_MAX_PENDING_EVENTS, EventQueue, GatewayFatalError
+from ._common import DEFAULT_MAX_PENDING_EVENTS, EventQueue, GatewayFatalError, with_store
+from ._session_keeper import keeper_for
 from .asyncio import Gateway
 
 __all__ = ["GatewayFatalError", "GatewayThread"]
@@ -58,6 +59,10 @@ class _SharedQueue(EventQueue):
         """Call ``on_room`` (on a consumer's thread) when the queue stops being full; None: no one to tell."""
         with self._cond:
             self.on_room = on_room
+
+    def last_finished(self) -> None:
+        with self._cond:
+            super().last_finished()
 
     def poll(self, waker: Callable[[], None]) -> Optional[Action]:
         """The next event; or None, having arranged one call of ``waker`` when there is news."""
@@ -97,8 +102,10 @@ class GatewayThread:
         *,
         rng: Optional[random.Random] = None,
         max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
+        session_store: Optional[SessionStore] = None,
     ) -> None:
         self._config = config
+        self._keeper = keeper_for(session_store, config)  # loads and saves on the gateway thread's pool
         self._ssl_context = ssl_context
         self._conn = QQGatewayConnection(config, rng)
         self._lock = threading.Lock()  # guards the core, and the loop handles below
@@ -115,8 +122,14 @@ class GatewayThread:
         self._ready.wait()
 
     def stop(self) -> None:
-        """Close gracefully, then end the thread; blocks until it has (about ``2 x close_timeout`` at most)."""
+        """Close gracefully, then end the thread; blocks until it has (about ``2 x close_timeout`` at most).
+
+        With a session store, the last event taken counts as finished: call ``stop()`` once the
+        application is done with it. The final save is made, and the session kept, before it returns.
+        """
         with self._lock:
+            if self._keeper is not None:
+                self._events.last_finished()
             if self._loop is not None and self._stop is not None:
                 self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread.is_alive():
@@ -143,7 +156,7 @@ class GatewayThread:
     def health(self) -> Health:
         """The core's health snapshot now; safe from any thread."""
         with self._lock:
-            return self._conn.health(time.monotonic())
+            return with_store(self._conn.health(time.monotonic()), self._keeper)
 
     def events(self) -> Iterator[Action]:
         """Events as they come, blocking; ends after ``stop()``, raises :class:`GatewayFatalError` on Fatal."""
@@ -182,7 +195,8 @@ class GatewayThread:
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        gateway = Gateway(self._conn, self._config, self._ssl_context, self._events, self._lock)
+        gateway = Gateway(self._conn, self._config, self._ssl_context, self._events, self._lock, self._keeper)
+        gateway.finish_last_on_exit = False  # the application runs elsewhere: only stop() may say it is done
 
         def on_room() -> None:
             loop.call_soon_threadsafe(gateway.resume_reading)

@@ -28,9 +28,10 @@ from typing import AsyncIterator, Optional
 
 import trio
 
-from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection
+from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection, SessionStore
 
 from ._common import DEFAULT_MAX_PENDING_EVENTS, READ_SIZE, Driver, EventQueue, GatewayFatalError, describe
+from ._session_keeper import SessionKeeper, keeper_for
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -48,18 +49,25 @@ async def open_gateway(
     *,
     rng: Optional[random.Random] = None,
     max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
+    session_store: Optional[SessionStore] = None,
 ) -> AsyncIterator[Gateway]:
-    """Connect on entering ``async with``; close gracefully and release every socket on leaving."""
+    """Connect on entering ``async with``; close gracefully and release every socket on leaving.
+
+    ``session_store`` works as in :func:`transports.asyncio.open_gateway`.
+    """
     try:
         async with trio.open_nursery() as nursery:
             conn = QQGatewayConnection(config, rng)
-            gateway = Gateway(conn, config, ssl_context, EventQueue(max_pending_events), nursery)
-            gateway.start()
+            keeper = keeper_for(session_store, config)
+            gateway = Gateway(conn, config, ssl_context, EventQueue(max_pending_events), nursery, keeper)
+            await gateway.start()
+            finished = False
             try:
                 yield gateway
+                finished = True
             finally:
                 with trio.CancelScope(shield=True):
-                    await gateway.aclose()
+                    await gateway.aclose(last_event_finished=finished)
     except BaseExceptionGroup as group:
         if len(group.exceptions) == 1:
             raise group.exceptions[0] from None
@@ -85,8 +93,9 @@ class Gateway(Driver):
         ssl_context: Optional[ssl.SSLContext],
         events: EventQueue,
         nursery: trio.Nursery,
+        keeper: Optional[SessionKeeper] = None,
     ) -> None:
-        super().__init__(conn, config, ssl_context, events)
+        super().__init__(conn, config, ssl_context, events, keeper=keeper)
         self._nursery = nursery
         self._sockets: dict[int, _Socket] = {}
         self._due = math.inf
@@ -96,13 +105,16 @@ class Gateway(Driver):
         self._room = trio.lowlevel.ParkingLot()
         self._next_schedule = -math.inf
 
-    def start(self) -> None:
-        """Start the timer and the core."""
+    async def start(self) -> None:
+        """Start the timer and the core, resuming the stored session if there is one."""
         self._nursery.start_soon(self._run_timer)
-        self.feed(self.conn.start)
+        keeper = self.keeper
+        self.begin(await trio.to_thread.run_sync(keeper.restore) if keeper else None)
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, last_event_finished: bool = False) -> None:
         """Close gracefully, waiting at most ``close_timeout``; socket tasks end within the same bound."""
+        if last_event_finished:
+            self.events.last_finished()
         self.begin_close()
         with trio.move_on_after(self.close_timeout):
             while not self.stopped:
@@ -112,6 +124,8 @@ class Gateway(Driver):
         self.wake_consumer()
         for sock_id in list(self._sockets):
             self.close_socket(sock_id)
+        if self.keeper is not None:
+            await trio.to_thread.run_sync(self.keeper.close, self.close_timeout)
 
     def __aiter__(self) -> Gateway:
         return self
