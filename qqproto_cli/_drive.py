@@ -7,7 +7,7 @@ import contextlib
 import ssl
 from typing import AsyncIterator, Callable, Optional
 
-from qqproto import Action, GatewayConfig, Health
+from qqproto import Action, GatewayConfig, Health, SessionStore
 
 TRANSPORTS = ("thread", "asyncio", "trio")
 TICK = 0.25
@@ -25,14 +25,19 @@ def run(
     on_event: OnEvent,
     on_tick: OnTick,
     until: Until = lambda: False,
+    session_store: Optional[SessionStore] = None,
 ) -> None:
-    """Run until ``until()`` holds; ``GatewayFatalError`` comes out when the core gives up."""
+    """Run until ``until()`` holds; ``GatewayFatalError`` comes out when the core gives up.
+
+    Stopping because ``until()`` held is graceful: with a ``session_store``, the last event
+    handed to ``on_event`` is saved as finished and the session is kept for the next run.
+    """
     if transport == "trio":
         import trio
 
-        trio.run(_trio, config, ssl_context, on_event, on_tick, until)
+        trio.run(_trio, config, ssl_context, on_event, on_tick, until, session_store)
     elif transport in ("asyncio", "thread"):
-        asyncio.run(_asyncio(transport, config, ssl_context, on_event, on_tick, until))
+        asyncio.run(_asyncio(transport, config, ssl_context, on_event, on_tick, until, session_store))
     else:
         raise ValueError(f"unknown transport {transport!r}; choose one of {', '.join(TRANSPORTS)}")
 
@@ -44,11 +49,12 @@ async def _asyncio(
     on_event: OnEvent,
     on_tick: OnTick,
     until: Until,
+    session_store: Optional[SessionStore],
 ) -> None:
     if transport == "thread":
         from transports.threaded import GatewayThread
 
-        thread = GatewayThread(config, ssl_context)
+        thread = GatewayThread(config, ssl_context, session_store=session_store)
         thread.start()
         try:
             await _consume(thread.aiter_events(), thread.health, on_event, on_tick, until)
@@ -57,7 +63,7 @@ async def _asyncio(
     else:
         from transports.asyncio import open_gateway
 
-        async with open_gateway(config, ssl_context) as gateway:
+        async with open_gateway(config, ssl_context, session_store=session_store) as gateway:
             await _consume(gateway, gateway.health, on_event, on_tick, until)
 
 
@@ -83,14 +89,19 @@ async def _consume(
 
 
 async def _trio(
-    config: GatewayConfig, ssl_context: Optional[ssl.SSLContext], on_event: OnEvent, on_tick: OnTick, until: Until
+    config: GatewayConfig,
+    ssl_context: Optional[ssl.SSLContext],
+    on_event: OnEvent,
+    on_tick: OnTick,
+    until: Until,
+    session_store: Optional[SessionStore],
 ) -> None:
     import trio
 
     from transports.trio import GatewayFatalError, open_gateway
 
     failure: list[GatewayFatalError] = []
-    async with open_gateway(config, ssl_context) as gateway:
+    async with open_gateway(config, ssl_context, session_store=session_store) as gateway:
         async with trio.open_nursery() as nursery:
 
             async def consume() -> None:

@@ -6,10 +6,12 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import ssl
 import sys
 import tempfile
 import time
+from types import FrameType
 from typing import Any, Optional
 
 from qqproto import SANDBOX_API_BASE, Action, GatewayConfig, Health, Intents, LocalProtocolError
@@ -38,6 +40,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--api-base", help="another OpenAPI base, e.g. from qqproto serve-fake")
     parser.add_argument("--token-url", help="another token endpoint, e.g. from qqproto serve-fake")
     parser.add_argument("--ca-file", metavar="PEM", help="trust this CA too (serve-fake prints its path)")
+    parser.add_argument(
+        "--session-store",
+        metavar="STORE",
+        help="resume across restarts: sqlite:PATH, or redis://HOST:PORT/DB for many machines",
+    )
     parser.set_defaults(run=run)
 
 
@@ -76,12 +83,56 @@ def run(args: argparse.Namespace) -> int:
     from transports._common import GatewayFatalError
 
     try:
+        store = _open_store(args.session_store)
+    except Exception as exc:  # a bad spelling, a file it cannot open, a missing redis extra
+        print(f"qqproto connect: --session-store {args.session_store}: {exc}", file=sys.stderr)
+        return 2
+    stop = _StopOnSignal()
+    try:
         ssl_context = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
-        _drive.run(args.transport, config, ssl_context, on_event=print_event, on_tick=writer.update)
+        _drive.run(
+            args.transport,
+            config,
+            ssl_context,
+            on_event=print_event,
+            on_tick=writer.update,
+            until=stop,
+            session_store=store,
+        )
     except GatewayFatalError as exc:
         print(json.dumps({"event": "Fatal", "reason": exc.reason, "close_code": exc.close_code}), flush=True)
         return 1
+    finally:
+        stop.restore()
     return 0
+
+
+def _open_store(spec: Optional[str]) -> Optional[Any]:
+    if spec is None:
+        return None
+    from qqproto_stores import open_session_store
+
+    return open_session_store(spec)
+
+
+class _StopOnSignal:
+    """SIGTERM (systemd, Kubernetes) and SIGINT stop the bot gracefully: it saves, keeps its session, exits 0."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+        self.requested = True
 
 
 def print_event(event: Action) -> None:
