@@ -18,7 +18,8 @@ def assert_client_kept_its_promises(report: Report) -> None:
     assert report.events_duplicated == 0
     assert report.silent_dead_s == 0
     assert report.events_delivered == report.events_generated - report.events_abandoned_by_platform
-    assert report.gateway_url_fetches <= 1 + report.gateway_cache_invalidations
+    # Each process fetches the URL once; it fetches again only after the cached one failed.
+    assert report.gateway_url_fetches <= 1 + report.restarts + report.gateway_cache_invalidations
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -55,6 +56,8 @@ SINGLE_FAULTS = [
     (Fault.BURST, 500.0, None),
     (Fault.CLOSE, 4009.0, "close_4009"),
     (Fault.CLOSE, 4900.0, "close_4900"),
+    (Fault.DEPLOY, 20.0, None),
+    (Fault.CRASH, 30.0, None),
 ]
 
 
@@ -99,7 +102,7 @@ def test_gateway_rate_limit_of_two_a_minute_is_never_hit_by_reconnects() -> None
     sim = Simulation(plan, seed=5, days=2)
     report = sim.run()
     assert sim.platform.counters.gateway_rate_limited == 0
-    assert report.gateway_url_fetches <= 1 + report.gateway_cache_invalidations
+    assert report.gateway_url_fetches <= 1 + report.restarts + report.gateway_cache_invalidations
 
 
 def test_wrong_secret_ends_in_fatal_at_once() -> None:
@@ -142,3 +145,45 @@ def test_a_day_of_replies_through_outages_expiring_windows_and_rate_limits_loses
     assert report.replies_sent_active > 0
     assert report.faults_injected.get("network outage", 0) >= 1
     assert sim.platform.counters.message_refusals.get(22009, 0) > 0
+
+
+def test_production_deploys_and_crashes_lose_nothing_and_repeat_nothing() -> None:
+    report = Simulation(PLANS["production"], seed=1, days=4).run()
+    assert_client_kept_its_promises(report)
+    assert report.faults_injected["graceful restart (deploy)"] >= 2
+    assert report.faults_injected["crash with an event in hand"] >= 1
+    assert report.restarts == sum(report.faults_injected[k] for k in ("graceful restart (deploy)", "crash with an event in hand"))
+    assert report.events_redelivered_after_crash == report.faults_injected["crash with an event in hand"]
+
+
+def restart_plan(fault: Fault, downtime: float) -> Plan:
+    """A calm half day with one restart at hour 6, events every 10 s so one is always near."""
+    timed = (TimedFault(6 * HOUR, fault, downtime),)
+    return Plan(name=fault.value, description="", platform=PlatformConfig(), event_interval=10.0, timed=timed)
+
+
+def test_a_deploy_resumes_with_every_event_exactly_once() -> None:
+    sim = Simulation(restart_plan(Fault.DEPLOY, 60.0), seed=4, days=0.5)
+    report = sim.run()
+    assert_client_kept_its_promises(report)
+    assert (report.restarts, report.identifies, report.resumes) == (1, 1, 1)
+    assert report.events_redelivered_after_crash == 0
+    assert sim.platform.counters.events_replayed == 0, "a graceful stop had finished all it received"
+    assert sim.platform.counters.events_sent > 0 and 1000 not in sim.platform.counters.close_codes_received
+
+
+def test_a_crash_redelivers_only_the_event_in_hand() -> None:
+    sim = Simulation(restart_plan(Fault.CRASH, 30.0), seed=4, days=0.5)
+    report = sim.run()
+    assert_client_kept_its_promises(report)
+    assert (report.restarts, report.identifies, report.resumes) == (1, 1, 1)
+    assert report.events_redelivered_after_crash == 1
+    assert any(entry.cause == "crash" for entry in report.timeline)
+
+
+def test_a_restart_after_the_resume_window_identifies_and_counts_what_the_platform_dropped() -> None:
+    plan = restart_plan(Fault.DEPLOY, 600.0)  # the fake keeps a detached session for 300 s
+    report = Simulation(plan, seed=4, days=0.5).run()
+    assert_client_kept_its_promises(report)
+    assert (report.restarts, report.identifies) == (1, 2)
+    assert report.events_abandoned_by_platform > 0 and report.events_lost == 0

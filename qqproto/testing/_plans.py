@@ -32,6 +32,8 @@ class Fault(enum.Enum):
     CLOSE = "close with a code"
     FAIL_UPGRADES = "gateway upgrades refused"
     SEND_RATE_LIMIT = "sends answered 22009"
+    DEPLOY = "graceful restart (deploy)"
+    CRASH = "crash with an event in hand"
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ PRODUCTION = Plan(
     description=(
         "what bots meet in the field: idle 4009 every ~30 min, op 7 hourly, TCP drops, "
         "half-open silence, a weekly 10-minute outage, /gateway at 2 calls a minute, "
-        "token expiry, op 9 on some resumes, token 5xx bursts, dispatch bursts"
+        "token expiry, op 9 on some resumes, token 5xx bursts, dispatch bursts, a daily deploy "
+        "(20 s down) and a weekly crash (30 s down) with a session store"
     ),
     platform=PlatformConfig(session_lifetime=30 * 60, gateway_rate_limit=(2, 60.0), token_ttl=7200),
     connect_loss=0.01,
@@ -90,6 +93,8 @@ PRODUCTION = Plan(
         RandomFault(Fault.HOST_STALL, DAY, 45.0),
         RandomFault(Fault.STOP_ACKS, DAY, 120.0),
         RandomFault(Fault.BURST, 2 * HOUR, 50.0),
+        RandomFault(Fault.DEPLOY, DAY, 20.0),
+        RandomFault(Fault.CRASH, 7 * DAY, 30.0),
     ),
 )
 
@@ -107,7 +112,7 @@ PLANS: dict[str, Plan] = {
             ),
             reply_delay=(0.5, 600.0),
             random=(
-                *PRODUCTION.random,
+                *(f for f in PRODUCTION.random if f.fault not in (Fault.DEPLOY, Fault.CRASH)),
                 RandomFault(Fault.SEND_RATE_LIMIT, HOUR, 5.0),
                 RandomFault(Fault.OUTAGE, DAY, 600.0),
             ),

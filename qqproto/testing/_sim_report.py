@@ -28,8 +28,12 @@ class Report:
     events_delivered: int = 0
     events_lost: int = 0
     events_duplicated: int = 0
+    #: Events a crashed process held but had not finished, handed over again after the restart.
+    events_redelivered_after_crash: int = 0
     events_abandoned_by_platform: int = 0
     identifies: int = 0
+    #: Bot processes started after the first: deploys and crashes.
+    restarts: int = 0
     resumes: int = 0
     gateway_url_fetches: int = 0
     gateway_cache_invalidations: int = 0

@@ -16,8 +16,10 @@ from .._events import (
     Fatal,
     MessageFailed,
     OpenSocket,
+    Ready,
     ReconnectScheduled,
     SendData,
+    SessionForgotten,
     TimerLate,
 )
 from .._sending import OutgoingMessage, Scene
@@ -26,6 +28,7 @@ from ._actions import ServerClose, ServerSend
 from ._dispatches import DispatchGenerator
 from ._plans import Fault, Plan
 from ._platform import FakeQQPlatform
+from ._sim_process import EXIT_AFTER_CLOSE, BotProcess
 from ._sim_report import Report, TimelineEntry, Uptime
 
 __all__ = ["Simulation", "Report", "TimelineEntry"]
@@ -43,6 +46,8 @@ class _Link:
     """One client socket and the platform connection behind it."""
 
     sock_id: int
+    conn_id: int
+    generation: int
     up: bool = True
     at_platform: bool = False
     to_client_at: float = 0.0
@@ -74,7 +79,7 @@ class Simulation:
         config = client_config or GatewayConfig(
             app_id=plan.platform.app_id, client_secret=plan.platform.client_secret
         )
-        self.client = QQGatewayConnection(config, rng=random.Random(seeds.getrandbits(64)))
+        self.bot = BotProcess(config, seeds.getrandbits(64))
         self.report = Report(plan=plan.name, seed=seed, days=days)
         self._progress = progress
         self._queue: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
@@ -85,7 +90,6 @@ class Simulation:
         self._client_timer: Optional[float] = None
         self._platform_timer: Optional[float] = None
         self._generated: set[str] = set()
-        self._delivered: Counter[str] = Counter()
         self._event_count = 0
         self._causes: Counter[str] = Counter()
         self._faults_seen: Counter[str] = Counter()
@@ -97,16 +101,23 @@ class Simulation:
         self._replies_failed = 0
         self._latency_base, self._latency_jitter = plan.latency, plan.latency_jitter
         # What the simulation does with each action of the client; notices it has no use for are absent.
-        self._client_handlers: dict[type, Callable[[Any], None]] = {
+        self._client_handlers: dict[type, Callable[[Any], object]] = {
             SendData: self._client_sent,
             OpenSocket: self._client_opened,
             CloseSocket: self._client_closed,
             Dispatch: self._delivered_to_app,
+            Ready: self.bot.hand,
+            SessionForgotten: self.bot.hand,
             ReconnectScheduled: self._reconnect_scheduled,
             TimerLate: self._timer_was_late,
             Fatal: self._gave_up,
             MessageFailed: self._reply_failed,
         }
+
+    @property
+    def client(self) -> QQGatewayConnection:
+        """The connection of the bot process running now."""
+        return self.bot.client
 
     # ------------------------------------------------------------------ the virtual clock
 
@@ -142,7 +153,9 @@ class Simulation:
         self._after_client()
 
     def _client_call(self, method: Callable[..., None], *args: Any) -> None:
-        """An input for the client, postponed while its host loop is blocked."""
+        """An input for the client, postponed while its host loop is blocked; dropped if its process died."""
+        if not self.bot.alive or getattr(method, "__self__", None) is not self.bot.client:
+            return
         if self.now < self._stall_until:
             self._at(self._stall_until, self._client_call, method, *args)
             return
@@ -152,6 +165,8 @@ class Simulation:
     def _client_timer_fired(self, at: float) -> None:
         if self._client_timer == at:
             self._client_timer = None
+        if not self.bot.alive:
+            return
         if self.now < self._stall_until:
             self._wake_client(self._stall_until)
             return
@@ -166,10 +181,13 @@ class Simulation:
 
     def _after_client(self) -> None:
         handlers = self._client_handlers
+        bot = self.bot
         for action in self.client.next_actions():
             handler = handlers.get(type(action))
             if handler is not None:
                 handler(action)
+                if not bot.alive:
+                    return  # the rest of the batch dies with the process
         state = self.client.state
         if state is not self._state:
             self._state = state
@@ -178,17 +196,19 @@ class Simulation:
         self._wake_client(self.client.next_timer())
 
     def _client_sent(self, action: SendData) -> None:
-        self._to_platform(action.sock_id, action.data)
+        self._to_platform(self.bot.socket_base + action.sock_id, action.data)
 
     def _client_opened(self, action: OpenSocket) -> None:
         self._open(action.sock_id)
 
     def _client_closed(self, action: CloseSocket) -> None:
-        self._to_platform(action.sock_id, b"")
+        self._to_platform(self.bot.socket_base + action.sock_id, b"")
 
     def _delivered_to_app(self, action: Dispatch) -> None:
-        if action.event_id is not None:
-            self._delivered[action.event_id] += 1
+        downtime = self.bot.crash_pending
+        if not self.bot.hand(action):
+            self._process_died("crash", downtime)
+            return
         delay = self.plan.reply_delay
         scene = REPLY_SCENES.get(action.event_type)
         if delay is not None and scene is not None and isinstance(action.data, dict):
@@ -196,7 +216,7 @@ class Simulation:
 
     def _reply(self, dispatch: Dispatch, scene: Scene, received_at: float) -> None:
         """The bot answers a message it received a while ago, as an application would."""
-        if self._fatal is not None:
+        if self._fatal is not None or not self.bot.alive:
             return
         data = dispatch.data
         author = data.get("author") if isinstance(data.get("author"), dict) else {}
@@ -228,7 +248,8 @@ class Simulation:
         return self._latency_base + self._net.random() * self._latency_jitter
 
     def _open(self, sock_id: int) -> None:
-        link = self._links[sock_id] = _Link(sock_id)
+        conn_id = self.bot.socket_base + sock_id
+        link = self._links[conn_id] = _Link(sock_id, conn_id, self.bot.generation)
         if self.now < self._outage_until or self._net.random() < self.plan.connect_loss:
             link.up = False  # the SYN is lost: the client's connect deadline will notice
             return
@@ -237,7 +258,7 @@ class Simulation:
     def _platform_accept(self, link: _Link) -> None:
         if not link.up:
             return
-        if self.platform.connection_made(link.sock_id, self.now):
+        if self.platform.connection_made(link.conn_id, self.now):
             link.at_platform = True
             self._at(self.now + self._latency(), self._client_call, self.client.socket_opened, link.sock_id)
         else:
@@ -251,8 +272,8 @@ class Simulation:
             )
         self._after_platform()
 
-    def _to_platform(self, sock_id: int, data: bytes) -> None:
-        link = self._links.get(sock_id)
+    def _to_platform(self, conn_id: int, data: bytes) -> None:
+        link = self._links.get(conn_id)
         if link is None or not link.up:
             return
         link.to_platform_at = max(self.now + self._latency(), link.to_platform_at)
@@ -263,18 +284,18 @@ class Simulation:
             return
         if data == b"":
             link.at_platform = False
-        self.platform.receive_data(link.sock_id, data, self.now)
+        self.platform.receive_data(link.conn_id, data, self.now)
         self._after_platform()
 
-    def _to_client(self, sock_id: int, data: bytes) -> None:
-        link = self._links.get(sock_id)
+    def _to_client(self, conn_id: int, data: bytes) -> None:
+        link = self._links.get(conn_id)
         if link is None or not link.up:
             return
         link.to_client_at = max(self.now + self._latency(), link.to_client_at)
         self._at(link.to_client_at, self._client_receive, link, data)
 
     def _client_receive(self, link: _Link, data: bytes) -> None:
-        if link.up:
+        if link.up and link.generation == self.bot.generation:
             self._client_call(self.client.receive_data, link.sock_id, data)
 
     # ------------------------------------------------------------------ the platform's side
@@ -362,9 +383,41 @@ class Simulation:
         elif fault is Fault.FAIL_UPGRADES:
             platform.drop_connections(now)
             platform.fail_upgrades(int(value))
+        elif fault is Fault.DEPLOY:
+            self._deploy(value)
+        elif fault is Fault.CRASH and self.bot.alive:
+            self.bot.crash_pending = value  # it strikes while the application holds the next event
         self._after_platform()
         if mean_interval is not None:
             self._at(now + self._faults.expovariate(1.0 / mean_interval), self._inject, fault, value, mean_interval)
+
+    # ------------------------------------------------------------------ restarts
+
+    def _deploy(self, downtime: float) -> None:
+        """A graceful restart: close keeping the session, exit, and start again after ``downtime``."""
+        if not self.bot.alive:
+            return
+        self.client.close(self.now, keep_session=True)
+        self._after_client()
+        self._at(self.now + EXIT_AFTER_CLOSE, self._process_died, "deploy", max(0.0, downtime - EXIT_AFTER_CLOSE))
+
+    def _process_died(self, why: str, downtime: Optional[float]) -> None:
+        """The process is gone; the kernel closes its sockets; a new one starts after ``downtime``."""
+        bot = self.bot
+        if bot.alive:
+            bot.die()
+        self.report.timeline.append(TimelineEntry(self.now, "closed", why))
+        self._state = State.CLOSED
+        self._uptime.look(self.now, False)
+        for link in self._links.values():
+            if link.generation == bot.generation and link.up and link.at_platform:
+                self._at(self.now + self._latency(), self._platform_receive, link, b"")
+        self._client_timer = None
+        self._at(self.now + (downtime or 0.0), self._restart)
+
+    def _restart(self) -> None:
+        self.bot.restart(self.now)
+        self._after_client()
 
     def _resume_acks(self) -> None:
         self.platform.resume_acks(self.now)
@@ -375,18 +428,21 @@ class Simulation:
     def _finish(self) -> Report:
         report = self.report
         counters = self.platform.counters
-        delivered = set(self._delivered)
+        finished = self.bot.finished
+        delivered = set(finished)
         missing = self._generated - delivered
         report.events_generated = len(self._generated)
         report.events_delivered = len(delivered & self._generated)
-        report.events_duplicated = sum(n - 1 for n in self._delivered.values() if n > 1)
+        report.events_duplicated = sum(n - 1 for n in finished.values() if n > 1)
         report.events_abandoned_by_platform = len(missing & self.platform.abandoned_event_ids)
         report.events_lost = len(missing) - report.events_abandoned_by_platform
         report.identifies = counters.identifies
         report.resumes = counters.resumes
-        report.gateway_url_fetches = self.client.gateway_url_fetches
-        report.gateway_cache_invalidations = self.client.gateway_cache_invalidations
-        report.token_fetches = self.client.token_fetches
+        report.gateway_url_fetches = self.bot.total("gateway_url_fetches")
+        report.gateway_cache_invalidations = self.bot.total("gateway_cache_invalidations")
+        report.token_fetches = self.bot.total("token_fetches")
+        report.events_redelivered_after_crash = self.bot.redelivered_after_crash
+        report.restarts = self.bot.generation
         report.reconnects_by_reason = dict(sorted(self._causes.items()))
         report.faults_injected = dict(sorted(self._faults_seen.items()))
         report.timer_late_count = self._timer_late
