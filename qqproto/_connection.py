@@ -39,6 +39,7 @@ from ._gateway_url import (
 )
 from ._health import Health
 from ._heartbeat import Beat, Heartbeat
+from ._api import api_request
 from ._http import Endpoint, HttpExchange, HttpFailure, HttpResponse
 from ._sending import SendDone, SendFailed, SendAsActive, OutgoingMessage, SendRefreshToken, SendRetry, SendPolicy
 from ._payloads import BadPayload, NotUtf8, Opcode, Payload, heartbeat, identify, parse_payload, resume
@@ -792,19 +793,7 @@ class QQGatewayConnection:
         endpoint = self._gateway.api_endpoint.join(attempt.path)
         sock = self._open(_Kind.SEND, endpoint)
         sock.send_id = send.send_id
-        sock.http = HttpExchange(
-            "POST",
-            endpoint,
-            [
-                ("User-Agent", self._config.user_agent),
-                ("Content-Type", "application/json"),
-                ("Authorization", f"QQBot {self._token.authorization}"),
-                ("X-Union-Appid", self._config.app_id),
-            ],
-            attempt.body,
-            max_header_size=self._config.max_http_header_size,
-            max_body_size=self._config.max_http_body_size,
-        )
+        sock.http = api_request(self._config, "POST", endpoint, token=self._token.authorization, body=attempt.body)
 
     def _send_answered(self, sock: _Socket, result: Union[HttpResponse, HttpFailure]) -> None:
         send = self._sends.get(sock.send_id) if sock.send_id is not None else None

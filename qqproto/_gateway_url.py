@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from ._config import GatewayConfig
+from ._api import ApiAnswer, api_request
 from ._http import Endpoint, HttpExchange, HttpResponse
 
 __all__ = [
@@ -93,37 +94,15 @@ class GatewayUrlCache:
     def request(self, token: str) -> HttpExchange:
         """The ``GET /gateway/bot`` request."""
         self.fetches += 1
-        return HttpExchange(
-            "GET",
-            self._api.join("/gateway/bot"),
-            [
-                ("User-Agent", self._config.user_agent),
-                ("Accept", "application/json"),
-                ("Authorization", f"QQBot {token}"),
-                ("X-Union-Appid", self._config.app_id),
-            ],
-            max_header_size=self._config.max_http_header_size,
-            max_body_size=self._config.max_http_body_size,
-        )
+        return api_request(self._config, "GET", self._api.join("/gateway/bot"), token=token)
 
     def accept(self, response: HttpResponse, now: float) -> GatewayResult:
         """Read the answer to ``/gateway/bot``; cache the URL when it is good."""
-        obj = response.json()
-        fields: dict[str, Any] = obj if isinstance(obj, dict) else {}
-        codes = {code for code in (fields.get("code"), fields.get("err_code")) if isinstance(code, (int, str))}
-        message = fields.get("message")
-        detail = f"HTTP {response.status}"
-        if fields.get("code") is not None:
-            detail += f", code {fields.get('code')}"
-        if isinstance(message, str) and message:
-            detail += f": {message[:200]}"
-        if (
-            response.status == 429
-            or codes & RATE_LIMIT_CODES
-            or (isinstance(message, str) and RATE_LIMIT_TEXT in message)
-        ):
+        answer = ApiAnswer.of(response)
+        fields, detail = answer.fields, answer.detail
+        if response.status == 429 or answer.has(RATE_LIMIT_CODES) or RATE_LIMIT_TEXT in answer.message:
             return GatewayRateLimited(f"/gateway/bot is rate limited ({detail})")
-        if response.status == 401 or codes & TOKEN_ERROR_CODES:
+        if response.status == 401 or answer.has(TOKEN_ERROR_CODES):
             return GatewayTokenRejected(f"/gateway/bot rejected the access token ({detail})")
         if response.status != 200 or not fields:
             return GatewayUnavailable(f"/gateway/bot answered {detail}")
