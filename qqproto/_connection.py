@@ -43,7 +43,7 @@ from ._api import api_request
 from ._http import Endpoint, HttpExchange, HttpFailure, HttpResponse
 from ._sending import SendDone, SendFailed, SendAsActive, OutgoingMessage, SendRefreshToken, SendRetry, SendPolicy
 from ._payloads import BadPayload, NotUtf8, Opcode, Payload, heartbeat, identify, parse_payload, resume
-from ._state import TRANSITIONS, State
+from ._state import STOPPED_STATES, TRANSITIONS, State
 from ._token import CredentialsRejected, TokenCache, TokenIssued, TokenUnavailable
 from ._websocket import WebSocketClient, WsClosed, WsFailed
 
@@ -256,7 +256,7 @@ class QQGatewayConnection:
         self._tick(now, "send_message")
         if not isinstance(message, OutgoingMessage):
             raise LocalProtocolError(f"send_message() takes an OutgoingMessage, not {type(message).__name__}")
-        if self._state in (State.CLOSING, State.CLOSED, State.FATAL):
+        if self._state in STOPPED_STATES:
             raise LocalProtocolError(f"send_message() after the connection stopped (state is {self._state.value})")
         self._overdue_first(now)
         self._last_send_id += 1
@@ -277,7 +277,7 @@ class QQGatewayConnection:
     def close(self, now: float) -> None:
         """Shut down gracefully: close the gateway with 1000 and stop reconnecting."""
         self._tick(now, "close", started=False)
-        if self._state in (State.CLOSED, State.FATAL, State.CLOSING):
+        if self._state in STOPPED_STATES:
             return
         self._timers.clear()
         self._fail_sends("close() was called")
@@ -404,7 +404,7 @@ class QQGatewayConnection:
         if state is not self._state and state not in TRANSITIONS[self._state]:
             raise RuntimeError(f"internal error: no transition from {self._state.value} to {state.value}")
         self._state = state
-        if state in (State.CLOSING, State.CLOSED, State.FATAL):
+        if state in STOPPED_STATES:
             self._connected_since = None
 
     def _open(self, kind: _Kind, endpoint: Endpoint, **protocol: Any) -> _Socket:

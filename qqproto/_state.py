@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["State", "TRANSITIONS"]
+__all__ = ["State", "TRANSITIONS", "FINAL_STATES", "STOPPED_STATES"]
 
 
 class State(enum.Enum):
@@ -40,3 +40,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     _S.CLOSED: frozenset(),
     _S.FATAL: frozenset(),
 }
+
+#: States with no way out: the connection has ended (closed or fatal).
+FINAL_STATES = frozenset(state for state, ways_out in TRANSITIONS.items() if not ways_out)
+#: States after which nothing new starts: ended, or closing.
+STOPPED_STATES = FINAL_STATES | {_S.CLOSING}
+

@@ -27,9 +27,9 @@ from qqproto import (
     Resumed,
     SendData,
     SendRetryScheduled,
-    State,
     TimerLate,
 )
+from qqproto._state import FINAL_STATES
 
 __all__ = [
     "APPLICATION_EVENTS",
@@ -188,7 +188,7 @@ class Driver(abc.ABC):
             method(*args, now)
             actions = self.conn.next_actions()
             due = self.conn.next_timer()
-            self.stopped = self.conn.state in (State.CLOSED, State.FATAL)
+            self.stopped = self.conn.state in FINAL_STATES
         queued: list[Action] = []
         for action in actions:
             if type(action) in _QUEUED:
