@@ -36,9 +36,10 @@ class CredentialsRejected:
 
 @dataclass(frozen=True)
 class TokenUnavailable:
-    """The token endpoint failed in a way that may pass: retry later."""
+    """The token endpoint failed in a way that may pass: retry later; ``cause`` is the key to count it by."""
 
     reason: str
+    cause: str = "token"
 
 
 TokenResult = Union[TokenIssued, CredentialsRejected, TokenUnavailable]
