@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from ._state import FINAL_STATES
+
 __all__ = ["Health"]
+
+_FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class Health:
     @property
     def alive(self) -> bool:
         """False once the connection has stopped for good."""
-        return self.fatal_reason is None and self.state not in ("closed", "fatal")
+        return self.fatal_reason is None and self.state not in _FINAL_STATE_NAMES
 
     def to_dict(self) -> dict[str, Any]:
         """The snapshot as plain JSON types."""

@@ -30,9 +30,9 @@ from qqproto import (
     SendRetryScheduled,
     SessionForgotten,
     SessionState,
-    State,
     TimerLate,
 )
+from qqproto._state import FINAL_STATES
 
 if TYPE_CHECKING:
     from ._session_keeper import SessionKeeper
@@ -217,7 +217,7 @@ class Driver(abc.ABC):
             method(*args, now)
             actions = self.conn.next_actions()
             due = self.conn.next_timer()
-            self.stopped = self.conn.state in (State.CLOSED, State.FATAL)
+            self.stopped = self.conn.state in FINAL_STATES
         queued: list[Action] = []
         for action in actions:
             if type(action) in _QUEUED:
