@@ -1,4 +1,4 @@
-"""What every transport shares: the error, the bounded event queue, and the action loop."""
+"""What every transport shares: the action loop, TLS defaults, and (re-exported) the event queue and its error."""
 
 from __future__ import annotations
 
@@ -6,33 +6,23 @@ import abc
 import contextlib
 import dataclasses
 import ssl
-from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional
 
 from qqproto import (
     Action,
     CloseSocket,
-    Dispatch,
     Fatal,
     GatewayConfig,
     Health,
-    HeartbeatAcked,
-    HeartbeatSent,
-    MessageFailed,
-    MessageSent,
     OpenSocket,
     OutgoingMessage,
     QQGatewayConnection,
-    Ready,
-    ReconnectScheduled,
-    Resumed,
     SendData,
-    SendRetryScheduled,
-    SessionForgotten,
     SessionState,
-    TimerLate,
 )
 from qqproto._state import FINAL_STATES
+
+from ._event_queue import APPLICATION_EVENTS, SESSION_EVENTS, EventQueue, GatewayFatalError
 
 if TYPE_CHECKING:
     from ._session_keeper import SessionKeeper
@@ -55,20 +45,8 @@ DEFAULT_MAX_PENDING_EVENTS = 10_000
 #: How many bytes to read from a socket at a time.
 READ_SIZE = 65536
 
-#: Events that are never dropped: the session, its dispatches, and the outcome of each send.
-SESSION_EVENTS = (Ready, Resumed, Dispatch, SessionForgotten, MessageSent, MessageFailed)
-#: Everything a transport hands to the application; the notices among them may be dropped.
-APPLICATION_EVENTS = (
-    *SESSION_EVENTS,
-    HeartbeatSent,
-    HeartbeatAcked,
-    ReconnectScheduled,
-    TimerLate,
-    SendRetryScheduled,
-)
 #: Everything that goes to the event queue: the application's events, and Fatal, which ends it.
 _QUEUED = frozenset((*APPLICATION_EVENTS, Fatal))
-_KEPT = frozenset(SESSION_EVENTS)
 
 
 def with_store(health: Health, keeper: Optional[SessionKeeper]) -> Health:
@@ -76,15 +54,6 @@ def with_store(health: Health, keeper: Optional[SessionKeeper]) -> Health:
     if keeper is None or keeper.error is None:
         return health
     return dataclasses.replace(health, session_store_error=keeper.error)
-
-
-class GatewayFatalError(Exception):
-    """The core emitted ``Fatal``: the connection has stopped for good."""
-
-    def __init__(self, reason: str, close_code: Optional[int]) -> None:
-        super().__init__(reason if close_code is None else f"{reason} [close code {close_code}]")
-        self.reason = reason
-        self.close_code = close_code
 
 
 def default_ssl_context() -> ssl.SSLContext:
@@ -101,88 +70,6 @@ def describe(exc: BaseException) -> str:
         parts.append(f"{type(cause).__name__}: {text}" if text else type(cause).__name__)
         cause = cause.__cause__
     return ", caused by ".join(parts)
-
-
-class EventQueue:
-    """Application events on their way to the consumer, bounded at ``limit``.
-
-    When it is full, notices are dropped; Ready, Resumed and Dispatch are always kept, and the
-    driver stops reading until the consumer catches up: taking the event that leaves room calls
-    ``on_room``.  It ends after a close or an error.
-    """
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError("max_pending_events must be at least 1")
-        self._items: deque[Action] = deque()
-        self._limit = limit
-        self._finished = False
-        self._error: Optional[BaseException] = None
-        self.dropped_notices = 0
-        self.on_room: Optional[Callable[[], None]] = None
-        #: Told of each event once the consumer is done with it: when it takes the next one.
-        self.keeper: Optional[SessionKeeper] = None
-        self._handed: Optional[Action] = None
-
-    def __len__(self) -> int:
-        """How many events are waiting."""
-        return len(self._items)
-
-    @property
-    def full(self) -> bool:
-        """True once ``limit`` events are waiting."""
-        return len(self._items) >= self._limit
-
-    @property
-    def done(self) -> bool:
-        """True once it has ended and everything in it was taken."""
-        return self._finished and not self._items
-
-    def put(self, action: Action) -> None:
-        """Queue an application event; ``Fatal`` ends the queue with a :class:`GatewayFatalError`."""
-        self.put_all([action])
-
-    def put_all(self, actions: list[Action]) -> None:
-        """:meth:`put` each of ``actions``, in order."""
-        items = self._items
-        for action in actions:
-            if self._finished:
-                return
-            if type(action) in _KEPT:
-                items.append(action)
-            elif isinstance(action, Fatal):
-                self.finish(GatewayFatalError(action.reason, action.close_code))
-            elif len(items) < self._limit:
-                items.append(action)
-            else:
-                self.dropped_notices += 1
-
-    def finish(self, error: Optional[BaseException] = None) -> None:
-        """End the queue; once drained, :meth:`get` raises ``error`` if one is given."""
-        if not self._finished:
-            self._finished = True
-            self._error = error
-
-    def last_finished(self) -> None:
-        """The consumer is done with the last event it took (it asked for the next, or left cleanly)."""
-        handed, self._handed = self._handed, None
-        if handed is not None and self.keeper is not None:
-            self.keeper.finished(handed)
-
-    def get(self) -> Optional[Action]:
-        """The next event, or None if none is waiting; raises the ending error once drained."""
-        items = self._items
-        if items:
-            if len(items) == self._limit and self.on_room is not None:
-                self.on_room()  # taking this one leaves room; first, so that an error here loses nothing
-            event = items.popleft()
-            if self.keeper is not None:
-                self.last_finished()
-                self._handed = event
-            return event
-        if self._error is not None:
-            raise self._error
-        return None
 
 
 class Driver(abc.ABC):
