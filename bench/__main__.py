@@ -11,7 +11,7 @@ from typing import Callable, Optional, Union
 
 from qqproto._payloads import JSON_PARSER
 
-from . import decode, e2e, heartbeat, memory, recovery, sim, wakeups
+from . import decode, e2e, heartbeat, memory, recovery, sim, store, wakeups
 from ._settings import FULL, QUICK, Settings
 from ._stats import Figures
 
@@ -29,6 +29,9 @@ GOALS: dict[str, Optional[tuple[str, float]]] = {
     "memory_per_connection_bytes": ("<=", 32768.0),
     "idle_wakeups_per_minute": ("<=", 1.05),
     "sim_speed": (">=", 500000.0),
+    "store_sqlite_vs_none": (">=", 0.9),
+    "store_redis_vs_none": (">=", 0.8),
+    "restart_first_event_vs_identify": None,
 }
 BENCHMARKS: dict[str, Callable[[Settings], Figures]] = {
     "decode": decode.run,
@@ -38,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[Settings], Figures]] = {
     "memory": memory.run,
     "wakeups": wakeups.run,
     "sim": sim.run,
+    "store": store.run,
 }
 _COMPARE = {">=": operator.ge, "<=": operator.le}
 

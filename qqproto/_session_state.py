@@ -118,34 +118,39 @@ class SessionProgress:
 
     Fed each event once the application is done with it, in the order they were handed out,
     so events still queued, or of a session the platform forgot, never count as handled.
+    ``position`` changes as one value, so another thread may read it at any time.
     """
 
     def __init__(self, shard: tuple[int, int], restored: Optional[SessionState] = None) -> None:
         self.shard = _shard(shard)
-        self.session_id = restored.session_id if restored is not None else None
-        self.seq = restored.seq if restored is not None else None
+        #: (session id, last finished seq), or None while no session is held.
+        self.position: Optional[tuple[str, Optional[int]]] = (
+            (restored.session_id, restored.seq) if restored is not None else None
+        )
         self.forgotten = False
 
     def finished(self, event: Action) -> bool:
         """Note that the application is done with ``event``; True if the state to save changed."""
         if isinstance(event, Dispatch):
-            if self.session_id is None or (self.seq is not None and event.seq <= self.seq):
+            position = self.position
+            if position is None or (position[1] is not None and event.seq <= position[1]):
                 return False
-            self.seq = event.seq
+            self.position = (position[0], event.seq)
             return True
         if isinstance(event, Ready):
-            self.session_id, self.seq = event.session_id, event.seq
+            self.position = (event.session_id, event.seq)
             self.forgotten = False
-            return self.seq is not None
+            return True
         if isinstance(event, SessionForgotten):
-            changed = self.session_id is not None
-            self.session_id = self.seq = None
+            changed = self.position is not None
+            self.position = None
             self.forgotten = True
             return changed
         return False
 
     def state(self, saved_at: float) -> Optional[SessionState]:
         """What to save now (None: nothing to resume; clear the store if ``forgotten``)."""
-        if self.session_id is None or self.seq is None:
+        position = self.position
+        if position is None or position[1] is None:
             return None
-        return SessionState(self.session_id, self.seq, self.shard, saved_at)
+        return SessionState(position[0], position[1], self.shard, saved_at)

@@ -23,6 +23,9 @@ SCALAR_KEYS = {
     "memory_per_connection_bytes",
     "idle_wakeups_per_minute",
     "sim_speed",
+    "store_sqlite_vs_none",
+    "store_redis_vs_none",
+    "restart_first_event_vs_identify",
 }
 PER_TRANSPORT_KEYS = {"e2e_vs_aiohttp", "heartbeat_p99_lateness_ms"}
 RUN_TINY = "import json; from bench.__main__ import run_all; from bench._settings import SMOKE; print(json.dumps(run_all(SMOKE)))"

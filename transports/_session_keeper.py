@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 from qqproto import Action, GatewayConfig, SessionProgress, SessionState, SessionStore, session_key
 
@@ -17,13 +17,9 @@ log = logging.getLogger("qqproto.transports")
 
 #: Seconds between attempts while the store fails: doubling from the first to the last.
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
-
-
-class _Clear:
-    """The pending write is a clear: the platform forgot the session."""
-
-
-_CLEAR = _Clear()
+#: At most one write starts per this many seconds, so saving costs the event loop almost nothing;
+#: a crash can cost at most this much progress, which the platform then replays.
+WRITE_EVERY = 0.01
 
 
 class SessionKeeper:
@@ -48,7 +44,7 @@ class SessionKeeper:
         self.error: Optional[str] = None
         self.saves = 0
         self._wall_clock = wall_clock
-        self._pending: Union[SessionState, _Clear, None] = None
+        self._pending = False  # progress changed since the worker last looked
         self._busy = False
         self._closing = False
         self._stopped = False
@@ -66,10 +62,9 @@ class SessionKeeper:
         return self.restored
 
     def finished(self, event: Action) -> None:
-        """The application is done with ``event``: save the new state in the background."""
+        """The application is done with ``event``: the worker saves the progress in the background."""
         if self.progress.finished(event):
-            state = self.progress.state(self._wall_clock())
-            self._offer(state if state is not None else _CLEAR if self.progress.forgotten else None)
+            self._offer()
 
     def close(self, timeout: float) -> bool:
         """Write what is pending and stop the worker (blocking, at most ``timeout`` s); True if all was saved."""
@@ -82,13 +77,11 @@ class SessionKeeper:
         with self._wake:
             self._stopped = True
             self._wake.notify()
-            return self._pending is None and not self._busy and self.error is None
+            return not self._pending and not self._busy and self.error is None
 
-    def _offer(self, pending: Union[SessionState, _Clear, None]) -> None:
-        if pending is None:
-            return
+    def _offer(self) -> None:
         with self._wake:
-            self._pending = pending
+            self._pending = True
             if self._worker is None:
                 self._worker = threading.Thread(target=self._run, name=f"qqproto-session-{self.key}", daemon=True)
                 self._worker.start()
@@ -99,17 +92,21 @@ class SessionKeeper:
         delay = RETRY_FIRST
         while True:
             with self._wake:
-                while self._pending is None and not self._closing:
+                while not self._pending and not self._closing:
                     self._wake.wait()
-                pending, self._pending = self._pending, None
-                if pending is None:
+                if not self._closing:
+                    self._busy = True  # new progress need not wake it while it paces itself
+                    self._wake.wait(WRITE_EVERY)
+                if not self._pending:
                     return
+                self._pending = False
                 self._busy = True
             try:
-                if isinstance(pending, _Clear):
+                state = self.progress.state(self._wall_clock())
+                if state is not None:
+                    self.store.save(self.key, state)
+                elif self.progress.forgotten:
                     self.store.clear(self.key)
-                else:
-                    self.store.save(self.key, pending)
                 self.saves += 1
                 if self.error is not None:
                     log.warning("session store %r works again", self.store)
@@ -118,8 +115,7 @@ class SessionKeeper:
             except Exception as exc:  # a store may fail in any way; keep the newest state and retry
                 self._failed("save", exc)
                 with self._wake:
-                    if self._pending is None:
-                        self._pending = pending
+                    self._pending = True
                     # Still busy while backing off, so new progress does not wake it: only close() does.
                     if not self._stopped:
                         self._wake.wait(delay)
