@@ -35,6 +35,8 @@ class Health:
     token_expires_in: Optional[float] = None
     fatal_reason: Optional[str] = None
     fatal_close_code: Optional[int] = None
+    #: "gateway" for QQGatewayConnection; "api" or "webhook" for QQApiConnection.
+    mode: str = "gateway"
 
     @property
     def alive(self) -> bool:
