@@ -23,7 +23,7 @@ from typing import Any, Callable, ContextManager, Coroutine, Optional
 
 from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection
 
-from ._common import DEFAULT_MAX_PENDING_EVENTS, Driver, EventQueue, GatewayFatalError, describe
+from ._common import DEFAULT_MAX_PENDING_EVENTS, Connection, Driver, EventQueue, GatewayFatalError, describe
 
 __all__ = ["Gateway", "GatewayFatalError", "open_gateway"]
 
@@ -44,7 +44,7 @@ class Gateway(Driver):
 
     def __init__(
         self,
-        conn: QQGatewayConnection,
+        conn: Connection,
         config: GatewayConfig,
         ssl_context: Optional[ssl.SSLContext],
         events: EventQueue,
