@@ -63,10 +63,13 @@ class ApiClient:
         if not self._sockets.is_open(self._token_sock):
             self._token_sock = self._sockets.open(Kind.TOKEN, self.token.endpoint, now, http=self.token.request())
 
-    def retry_token_later(self, now: float) -> None:
-        """A token request failed and nothing else will ask again: try while the token lasts or sends wait."""
+    def retry_token_later(self, now: float, *, until_issued: bool = False) -> None:
+        """A token request failed and nothing else will ask again: try while the token lasts or sends wait.
+
+        ``until_issued`` keeps asking, with backoff, until a token comes.
+        """
         config = self._config
-        if any(send.waiting_for_token for send in self._sends.values()):
+        if until_issued or any(send.waiting_for_token for send in self._sends.values()):
             self._token_retries += 1
             self._refresh_at = now + jittered_delay(config.backoff_base, config.backoff_cap, self._token_retries, self._rng)
             return

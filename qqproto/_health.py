@@ -39,6 +39,8 @@ class Health:
     session_restore: Optional[str] = None
     #: The session store's last error, while saving fails; None when it works (or there is none).
     session_store_error: Optional[str] = None
+    #: "gateway" for QQGatewayConnection; "api" or "webhook" for QQApiConnection.
+    mode: str = "gateway"
 
     @property
     def alive(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["State", "TRANSITIONS", "FINAL_STATES", "STOPPED_STATES", "Machine"]
+__all__ = ["State", "TRANSITIONS", "API_TRANSITIONS", "FINAL_STATES", "STOPPED_STATES", "Machine"]
 
 
 class State(enum.Enum):
@@ -37,6 +37,15 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     _S.CONNECTED: frozenset({_S.CLOSING, *_ANY_FAILURE}),
     _S.WAITING: frozenset({_S.AUTHENTICATING, _S.LOCATING, _S.CONNECTING, _S.FATAL, _S.CLOSED}),
     _S.CLOSING: frozenset({_S.CLOSED}),
+    _S.CLOSED: frozenset(),
+    _S.FATAL: frozenset(),
+}
+
+#: The API-only connection has no gateway: from its first token straight to CONNECTED.
+API_TRANSITIONS: dict[State, frozenset[State]] = {
+    _S.IDLE: frozenset({_S.AUTHENTICATING, _S.CLOSED}),
+    _S.AUTHENTICATING: frozenset({_S.CONNECTED, _S.FATAL, _S.CLOSED}),
+    _S.CONNECTED: frozenset({_S.FATAL, _S.CLOSED}),
     _S.CLOSED: frozenset(),
     _S.FATAL: frozenset(),
 }

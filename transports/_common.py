@@ -6,7 +6,7 @@ import abc
 import contextlib
 import dataclasses
 import ssl
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional, Protocol
 
 from qqproto import (
     Action,
@@ -20,7 +20,7 @@ from qqproto import (
     SendData,
     SessionState,
 )
-from qqproto._state import FINAL_STATES
+from qqproto._state import FINAL_STATES, State
 
 from ._event_queue import APPLICATION_EVENTS, SESSION_EVENTS, EventQueue, GatewayFatalError
 
@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_MAX_PENDING_EVENTS",
     "READ_SIZE",
     "SESSION_EVENTS",
+    "Connection",
     "Driver",
     "EventQueue",
     "GatewayFatalError",
@@ -72,6 +73,33 @@ def describe(exc: BaseException) -> str:
     return ", caused by ".join(parts)
 
 
+class Connection(Protocol):
+    """The inputs and outputs a driver uses: QQGatewayConnection and QQApiConnection both have them."""
+
+    @property
+    def state(self) -> State: ...
+
+    def start(self, now: float) -> None: ...
+
+    def socket_opened(self, sock_id: int, now: float) -> None: ...
+
+    def socket_failed(self, sock_id: int, reason: str, now: float) -> None: ...
+
+    def receive_data(self, sock_id: int, data: bytes, now: float) -> None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+    def close(self, now: float) -> None: ...
+
+    def send_message(self, message: OutgoingMessage, now: float) -> int: ...
+
+    def next_actions(self) -> list[Action]: ...
+
+    def next_timer(self) -> Optional[float]: ...
+
+    def health(self, now: float) -> Health: ...
+
+
 class Driver(abc.ABC):
     """The loop every transport runs: feed the core one input, carry out its actions in order, re-arm the timer.
 
@@ -80,7 +108,7 @@ class Driver(abc.ABC):
 
     def __init__(
         self,
-        conn: QQGatewayConnection,
+        conn: Connection,
         config: GatewayConfig,
         ssl_context: Optional[ssl.SSLContext],
         events: EventQueue,
@@ -135,8 +163,11 @@ class Driver(abc.ABC):
         """Ask the core to close gracefully; from now on reading never waits for the consumer."""
         if not self.closing:
             self.closing = True
-            keep_session = self.keeper is not None
-            self.feed(lambda now: self.conn.close(now, keep_session=keep_session))
+            conn = self.conn
+            if self.keeper is not None and isinstance(conn, QQGatewayConnection):
+                self.feed(lambda now: conn.close(now, keep_session=True))  # the next process resumes it
+            else:
+                self.feed(conn.close)
             self.resume_reading()
 
     def fail(self, error: BaseException) -> None:
@@ -164,7 +195,9 @@ class Driver(abc.ABC):
     def begin(self, restored: Optional[SessionState]) -> None:
         """Start the core, resuming ``restored`` (loaded from the store off the loop) if there is one."""
         if restored is not None:
-            self.feed(self.conn.restore_session, restored)
+            conn = self.conn
+            assert isinstance(conn, QQGatewayConnection), "only a gateway connection has a session to restore"
+            self.feed(conn.restore_session, restored)
         self.feed(self.conn.start)
 
     @abc.abstractmethod

@@ -23,8 +23,8 @@ from typing import Any, Callable, ContextManager, Coroutine, Optional
 
 from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection, SessionStore
 
-from ._common import DEFAULT_MAX_PENDING_EVENTS, Driver, EventQueue, GatewayFatalError, describe
 from ._asyncio_stream import Stream
+from ._common import DEFAULT_MAX_PENDING_EVENTS, Connection, Driver, EventQueue, GatewayFatalError, describe
 from ._session_keeper import SessionKeeper, keeper_for
 
 __all__ = ["Gateway", "GatewayFatalError", "open_gateway"]
@@ -54,7 +54,7 @@ class Gateway(Driver):
 
     def __init__(
         self,
-        conn: QQGatewayConnection,
+        conn: Connection,
         config: GatewayConfig,
         ssl_context: Optional[ssl.SSLContext],
         events: EventQueue,

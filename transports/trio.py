@@ -30,7 +30,7 @@ import trio
 
 from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection, SessionStore
 
-from ._common import DEFAULT_MAX_PENDING_EVENTS, READ_SIZE, Driver, EventQueue, GatewayFatalError, describe
+from ._common import DEFAULT_MAX_PENDING_EVENTS, READ_SIZE, Connection, Driver, EventQueue, GatewayFatalError, describe
 from ._session_keeper import SessionKeeper, keeper_for
 
 if sys.version_info < (3, 11):
@@ -88,7 +88,7 @@ class Gateway(Driver):
 
     def __init__(
         self,
-        conn: QQGatewayConnection,
+        conn: Connection,
         config: GatewayConfig,
         ssl_context: Optional[ssl.SSLContext],
         events: EventQueue,
