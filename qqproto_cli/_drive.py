@@ -1,13 +1,21 @@
-"""Runs one of the three transports for the command line: events to a callback, a health tick, a stop rule."""
+"""Runs one of the three transports for the command line: events to a callback, a health tick, a stop rule.
+
+``on_end`` gets the health once the gateway has stopped, however it stopped (a close, ``Fatal``,
+an error of the consumer's, Ctrl-C), so that the last word of a health file is the true one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import ssl
+import sys
 from typing import AsyncIterator, Callable, Optional
 
 from qqproto import Action, GatewayConfig, Health
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 TRANSPORTS = ("thread", "asyncio", "trio")
 TICK = 0.25
@@ -25,14 +33,15 @@ def run(
     on_event: OnEvent,
     on_tick: OnTick,
     until: Until = lambda: False,
+    on_end: OnTick = lambda health: None,
 ) -> None:
     """Run until ``until()`` holds; ``GatewayFatalError`` comes out when the core gives up."""
     if transport == "trio":
         import trio
 
-        trio.run(_trio, config, ssl_context, on_event, on_tick, until)
+        trio.run(_trio, config, ssl_context, on_event, on_tick, until, on_end)
     elif transport in ("asyncio", "thread"):
-        asyncio.run(_asyncio(transport, config, ssl_context, on_event, on_tick, until))
+        asyncio.run(_asyncio(transport, config, ssl_context, on_event, on_tick, until, on_end))
     else:
         raise ValueError(f"unknown transport {transport!r}; choose one of {', '.join(TRANSPORTS)}")
 
@@ -44,6 +53,7 @@ async def _asyncio(
     on_event: OnEvent,
     on_tick: OnTick,
     until: Until,
+    on_end: OnTick,
 ) -> None:
     if transport == "thread":
         from transports.threaded import GatewayThread
@@ -54,11 +64,16 @@ async def _asyncio(
             await _consume(thread.aiter_events(), thread.health, on_event, on_tick, until)
         finally:
             thread.stop()
+            on_end(thread.health())
     else:
         from transports.asyncio import open_gateway
 
-        async with open_gateway(config, ssl_context) as gateway:
-            await _consume(gateway, gateway.health, on_event, on_tick, until)
+        gateway = open_gateway(config, ssl_context)
+        try:
+            async with gateway:
+                await _consume(gateway, gateway.health, on_event, on_tick, until)
+        finally:
+            on_end(gateway.health())
 
 
 async def _consume(
@@ -83,28 +98,44 @@ async def _consume(
 
 
 async def _trio(
-    config: GatewayConfig, ssl_context: Optional[ssl.SSLContext], on_event: OnEvent, on_tick: OnTick, until: Until
+    config: GatewayConfig,
+    ssl_context: Optional[ssl.SSLContext],
+    on_event: OnEvent,
+    on_tick: OnTick,
+    until: Until,
+    on_end: OnTick,
 ) -> None:
     import trio
 
-    from transports.trio import GatewayFatalError, open_gateway
+    from transports.trio import Gateway, GatewayFatalError, open_gateway
 
     failure: list[GatewayFatalError] = []
-    async with open_gateway(config, ssl_context) as gateway:
-        async with trio.open_nursery() as nursery:
+    opened: list[Gateway] = []
+    try:
+        async with open_gateway(config, ssl_context) as gateway:
+            opened.append(gateway)
+            try:
+                async with trio.open_nursery() as nursery:
 
-            async def consume() -> None:
-                try:
-                    async for event in gateway:
-                        on_event(event)
-                except GatewayFatalError as exc:
-                    failure.append(exc)
-                nursery.cancel_scope.cancel()
+                    async def consume() -> None:
+                        try:
+                            async for event in gateway:
+                                on_event(event)
+                        except GatewayFatalError as exc:
+                            failure.append(exc)
+                        nursery.cancel_scope.cancel()
 
-            nursery.start_soon(consume)
-            while not until():
-                await trio.sleep(TICK)
-                on_tick(gateway.health())
-            nursery.cancel_scope.cancel()
+                    nursery.start_soon(consume)
+                    while not until():
+                        await trio.sleep(TICK)
+                        on_tick(gateway.health())
+                    nursery.cancel_scope.cancel()
+            except BaseExceptionGroup as group:  # Ctrl-C or a consumer's error, alone: let it out as itself
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
+    finally:
+        if opened:
+            on_end(opened[0].health())
     if failure:
         raise failure[0]

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import ssl
 import sys
 import tempfile
@@ -77,11 +78,27 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         ssl_context = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
-        _drive.run(args.transport, config, ssl_context, on_event=print_event, on_tick=writer.update)
+        _drive.run(
+            args.transport, config, ssl_context, on_event=print_event, on_tick=writer.update, on_end=writer.write
+        )
     except GatewayFatalError as exc:
-        print(json.dumps({"event": "Fatal", "reason": exc.reason, "close_code": exc.close_code}), flush=True)
+        try:
+            print(json.dumps({"event": "Fatal", "reason": exc.reason, "close_code": exc.close_code}), flush=True)
+        except BrokenPipeError:
+            return _stdout_closed()
         return 1
+    except BrokenPipeError:
+        return _stdout_closed()
     return 0
+
+
+def _stdout_closed() -> int:
+    """Whoever read standard output has gone (``qqproto connect | head``): end quietly, as ``yes | head`` does."""
+    # Python would flush stdout again at exit and complain; point it at /dev/null instead.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def print_event(event: Action) -> None:
@@ -96,12 +113,20 @@ class _HealthFile:
     def __init__(self, path: Optional[str]) -> None:
         self._path = path
         self._written = 0.0
+        self._state: Optional[str] = None
 
     def update(self, health: Health) -> None:
-        now = time.monotonic()
-        if self._path is None or now - self._written < HEALTH_EVERY:
+        """Write ``health`` if the state changed or ``HEALTH_EVERY`` seconds have passed since the last write."""
+        if health.state == self._state and time.monotonic() - self._written < HEALTH_EVERY:
             return
-        self._written = now
+        self.write(health)
+
+    def write(self, health: Health) -> None:
+        """Write ``health`` now: the final state is written this way, whatever the throttle says."""
+        if self._path is None:
+            return
+        self._written = time.monotonic()
+        self._state = health.state
         directory = os.path.dirname(os.path.abspath(self._path))
         with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as handle:
             json.dump({**health.to_dict(), "written_at": time.time()}, handle)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -126,6 +127,109 @@ def test_connect_prints_json_lines_and_keeps_a_health_file(tmp_path: Path) -> No
         finally:
             child.terminate()
             child.wait(timeout=10)
+
+
+def connect_command(loopback: LoopbackPlatform, app_id: str, transport: str, health_file: Path) -> list[str]:
+    """``qqproto connect`` against the loopback fake, as a user would type it."""
+    return [
+        sys.executable,
+        "-m",
+        "qqproto_cli",
+        "connect",
+        "--app-id",
+        app_id,
+        "--transport",
+        transport,
+        "--api-base",
+        loopback.api_base,
+        "--token-url",
+        loopback.token_url,
+        "--ca-file",
+        loopback.ca_pem_path,
+        "--health-file",
+        str(health_file),
+    ]
+
+
+TRANSPORTS = ["thread", "asyncio", "trio"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_wrong_secret_leaves_a_fatal_health_file(transport: str, tmp_path: Path) -> None:
+    config = PlatformConfig(heartbeat_interval_ms=500)
+    health_file = tmp_path / "health.json"
+    with LoopbackPlatform(config=config) as loopback:
+        command = connect_command(loopback, config.app_id, transport, health_file)
+        env = {**os.environ, "QQBOT_SECRET": "not-the-secret"}
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert '"Fatal"' in result.stdout
+    health = json.loads(health_file.read_text())
+    assert health["state"] == "fatal" and health["alive"] is False
+    assert health["fatal_reason"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_fatal_close_after_connecting_is_the_last_word_of_the_health_file(transport: str, tmp_path: Path) -> None:
+    config = PlatformConfig(heartbeat_interval_ms=500)
+    health_file = tmp_path / "health.json"
+    with LoopbackPlatform(config=config) as loopback:
+        command = connect_command(loopback, config.app_id, transport, health_file)
+        env = {**os.environ, "QQBOT_SECRET": config.client_secret}
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None
+            lines = lines_of(child.stdout)
+            wait_for(lines, lambda line: '"Ready"' in line)
+            deadline = time.monotonic() + 10
+            while not (health_file.exists() and json.loads(health_file.read_text())["state"] == "connected"):
+                assert time.monotonic() < deadline, "the health file never said connected"
+                time.sleep(0.05)
+            loopback.call(lambda p, now: p.close_gateway(4915, now, "banned"))
+            assert child.wait(timeout=30) == 1
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    health = json.loads(health_file.read_text())
+    assert health["state"] == "fatal" and health["alive"] is False
+    assert health["fatal_close_code"] == 4915
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_ctrl_c_leaves_a_closed_health_file(transport: str, tmp_path: Path) -> None:
+    config = PlatformConfig(heartbeat_interval_ms=500)
+    health_file = tmp_path / "health.json"
+    with LoopbackPlatform(config=config) as loopback:
+        command = connect_command(loopback, config.app_id, transport, health_file)
+        env = {**os.environ, "QQBOT_SECRET": config.client_secret}
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None
+            wait_for(lines_of(child.stdout), lambda line: '"Ready"' in line)
+            child.send_signal(signal.SIGINT)
+            assert child.wait(timeout=30) == 130
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    health = json.loads(health_file.read_text())
+    assert health["state"] == "closed" and health["alive"] is False
+
+
+def test_a_closed_stdout_ends_connect_quietly(tmp_path: Path) -> None:
+    config = PlatformConfig(heartbeat_interval_ms=500)
+    health_file = tmp_path / "health.json"
+    with LoopbackPlatform(config=config) as loopback:
+        command = connect_command(loopback, config.app_id, "thread", health_file)
+        env = {**os.environ, "QQBOT_SECRET": config.client_secret}
+        # The shell's own pipe: head takes the first line and exits, closing the pipe under connect.
+        pipeline = " ".join(f"'{part}'" for part in command) + " | head -n 1"
+        result = subprocess.run(["sh", "-c", pipeline], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert '"event"' in result.stdout
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr, result.stderr
+    assert json.loads(health_file.read_text())["state"] == "closed"
 
 
 def test_serve_fake_prints_what_a_client_needs() -> None:
