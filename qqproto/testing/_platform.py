@@ -123,6 +123,8 @@ class FakeQQPlatform:
         self._acks_stopped = False
         self._failing_resumes: tuple[int, bool] = (0, True)
         self._failing_upgrades: tuple[int, int] = (0, 503)
+        #: Answers requests before the platform's own routes do (the control endpoint); None: for others.
+        self.control: Callable[[HTTPRequest, float], tuple[int, object] | None] | None = None
         self._opcodes: dict[int, Callable[[_Socket, object, float], None]] = {
             1: self._heartbeat,
             2: self._identify,
@@ -327,7 +329,10 @@ class FakeQQPlatform:
                 return
             if request is None:
                 break
-            if request.path in GATEWAY_PATHS:
+            control = self.control(request, now) if self.control is not None else None
+            if control is not None:
+                self._answer(sock, *control, now)
+            elif request.path in GATEWAY_PATHS:
                 self._upgrade(sock, request, now)
             elif request.method == "POST" and self.messages.handles(request.path):
                 authorised = self._api.authorised(request.headers.get("authorization", ""), now)
