@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import random
 import secrets
 import signal
+import subprocess
 import sys
 import threading
 from typing import Any
@@ -30,7 +32,27 @@ def add_parser(commands: Any) -> None:
         "--plan-speed", type=float, default=1.0, metavar="X", help="play the plan X times as fast (default 1)"
     )
     parser.add_argument("--control-token", help="the control endpoint's bearer token (default: a random one)")
+    parser.add_argument(
+        "--run",
+        dest="command_to_run",
+        nargs=argparse.REMAINDER,
+        metavar="COMMAND",
+        help="run COMMAND with the QQBOT_* variables set to reach the fake, and stop when it ends",
+    )
     parser.set_defaults(run=run)
+
+
+def environment(loopback: LoopbackPlatform, config: PlatformConfig, token: str) -> dict[str, str]:
+    """What a bot needs to reach the fake, as the variables the examples read."""
+    return {
+        "QQBOT_APP_ID": config.app_id,
+        "QQBOT_SECRET": config.client_secret,
+        "QQBOT_API_BASE": loopback.api_base,
+        "QQBOT_TOKEN_URL": loopback.token_url,
+        "QQBOT_CA_FILE": loopback.ca_pem_path,
+        "QQBOT_CONTROL_URL": f"{loopback.api_base}{CONTROL_PREFIX}",
+        "QQBOT_CONTROL_TOKEN": token,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,9 +89,34 @@ def run(args: argparse.Namespace) -> int:
         print("Trust ca_pem_path in your client's SSL context. Ctrl-C or SIGTERM stops the server.", flush=True)
         feed.start()
         try:
+            if args.command_to_run:
+                return _run_command(args.command_to_run, environment(loopback, config, token), stopped)
             stopped.wait()
         except KeyboardInterrupt:
             pass
         finally:
             feed.stop()
+    return 0
+
+
+def _run_command(command: list[str], variables: dict[str, str], stopped: threading.Event) -> int:
+    """Run ``command`` against the fake until it ends (its exit status) or the server is told to stop (0)."""
+    child = subprocess.Popen(command, env={**os.environ, **variables})
+
+    def watch() -> None:
+        child.wait()
+        stopped.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    if child.poll() is not None:
+        return child.returncode
+    child.terminate()  # the server was told to stop: the command ends with it
+    try:
+        child.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        child.kill()
     return 0
