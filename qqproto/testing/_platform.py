@@ -1,6 +1,6 @@
 """A sans-IO fake of the QQ bot platform: the token endpoint, ``/gateway``, ``/gateway/bot``
 and the WebSocket gateway on one endpoint, speaking real HTTP/1.1 (h11) and WebSocket
-(wsproto) bytes.  Sections (§) are those of ``reference/qq-protocol.md``; §4.N is step N
+(wsproto) bytes.  Sections (§) are those of ``docs/protocol.md``; §4.N is step N
 of §4's list, §14.N item N of §14's.
 
 | Behaviour | Reference |
@@ -56,7 +56,7 @@ from ._ws_server import Binary, PeerClosed, ProtocolError, Reply, Text, WSServer
 
 __all__ = ["CLOSE_REASONS", "FakeQQPlatform"]
 
-#: Close codes the platform sends and their reasons (reference §5.1, §5.2).
+#: Close codes the platform sends and their reasons (docs/protocol.md §5.1, §5.2).
 CLOSE_REASONS: dict[int, str] = {
     4001: "invalid opcode",
     4002: "invalid payload",
