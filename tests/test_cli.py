@@ -254,3 +254,10 @@ def test_demo_survives_its_faults(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "verdict" in out and "survived" in out
     assert "events lost                     0" in out
+
+
+def test_simulate_plot_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "run.png"
+    assert main(["simulate", "--days", "0.3", "--plan", "production", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

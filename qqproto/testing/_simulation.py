@@ -78,11 +78,18 @@ class Report:
     replies_sent_active: int = 0
     fatal: Optional[str] = None
     timeline: list[TimelineEntry] = field(default_factory=list)
+    #: ``(start, end)`` of every stretch without a live session, in simulated seconds.
+    outages: list[tuple[float, float]] = field(default_factory=list)
+    #: ``(at, fault, value)`` of every fault struck.
+    fault_log: list[tuple[float, str, float]] = field(default_factory=list)
+    #: Dispatches delivered to the application in each simulated hour (hour index → count).
+    delivered_per_hour: Counter[int] = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
-        """The figures as plain JSON types, without the timeline."""
+        """The figures as plain JSON types, without the timeline and the logs drawn from it."""
         data = asdict(self)
-        del data["timeline"]
+        for key in ("timeline", "outages", "fault_log", "delivered_per_hour"):
+            del data[key]
         return data
 
 
@@ -245,6 +252,7 @@ class Simulation:
         self._to_platform(action.sock_id, b"")
 
     def _delivered_to_app(self, action: Dispatch) -> None:
+        self.report.delivered_per_hour[int(self.now // 3600)] += 1
         if action.event_id is not None:
             self._delivered[action.event_id] += 1
         delay = self.plan.reply_delay
@@ -384,6 +392,7 @@ class Simulation:
         if self.now > self.end:
             return
         self._faults_seen[fault.value] += 1
+        self.report.fault_log.append((self.now, fault.value, value))
         now, platform = self.now, self.platform
         if fault is Fault.STOP_ACKS:
             platform.stop_acks(now)
@@ -430,6 +439,7 @@ class Simulation:
         if up != self._up:
             if up and self._down_since is not None:
                 self.report.longest_outage_s = max(self.report.longest_outage_s, when - self._down_since)
+                self.report.outages.append((self._down_since, when))
                 self._down_since = None
             elif not up:
                 self._down_since = when
@@ -452,6 +462,7 @@ class Simulation:
             self._close_silent(end)
         if self._down_since is not None:
             self.report.longest_outage_s = max(self.report.longest_outage_s, end - self._down_since)
+            self.report.outages.append((self._down_since, end))
         report = self.report
         counters = self.platform.counters
         delivered = set(self._delivered)
