@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import ssl
 import sys
+from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Optional
 
 from qqproto import Action, GatewayConfig, Health
@@ -25,6 +26,16 @@ OnTick = Callable[[Health], None]
 Until = Callable[[], bool]
 
 
+@dataclass(frozen=True)
+class _Hooks:
+    """What the caller hears: each event, a health tick, when to stop, and the final health."""
+
+    on_event: OnEvent
+    on_tick: OnTick
+    until: Until
+    on_end: OnTick
+
+
 def run(
     transport: str,
     config: GatewayConfig,
@@ -36,58 +47,49 @@ def run(
     on_end: OnTick = lambda health: None,
 ) -> None:
     """Run until ``until()`` holds; ``GatewayFatalError`` comes out when the core gives up."""
+    hooks = _Hooks(on_event, on_tick, until, on_end)
     if transport == "trio":
         import trio
 
-        trio.run(_trio, config, ssl_context, on_event, on_tick, until, on_end)
+        trio.run(_trio, config, ssl_context, hooks)
     elif transport in ("asyncio", "thread"):
-        asyncio.run(_asyncio(transport, config, ssl_context, on_event, on_tick, until, on_end))
+        asyncio.run(_asyncio(transport, config, ssl_context, hooks))
     else:
         raise ValueError(f"unknown transport {transport!r}; choose one of {', '.join(TRANSPORTS)}")
 
 
-async def _asyncio(
-    transport: str,
-    config: GatewayConfig,
-    ssl_context: Optional[ssl.SSLContext],
-    on_event: OnEvent,
-    on_tick: OnTick,
-    until: Until,
-    on_end: OnTick,
-) -> None:
+async def _asyncio(transport: str, config: GatewayConfig, ssl_context: Optional[ssl.SSLContext], hooks: _Hooks) -> None:
     if transport == "thread":
         from transports.threaded import GatewayThread
 
         thread = GatewayThread(config, ssl_context)
         thread.start()
         try:
-            await _consume(thread.aiter_events(), thread.health, on_event, on_tick, until)
+            await _consume(thread.aiter_events(), thread.health, hooks)
         finally:
             thread.stop()
-            on_end(thread.health())
+            hooks.on_end(thread.health())
     else:
         from transports.asyncio import open_gateway
 
         gateway = open_gateway(config, ssl_context)
         try:
             async with gateway:
-                await _consume(gateway, gateway.health, on_event, on_tick, until)
+                await _consume(gateway, gateway.health, hooks)
         finally:
-            on_end(gateway.health())
+            hooks.on_end(gateway.health())
 
 
-async def _consume(
-    events: AsyncIterator[Action], health: Callable[[], Health], on_event: OnEvent, on_tick: OnTick, until: Until
-) -> None:
+async def _consume(events: AsyncIterator[Action], health: Callable[[], Health], hooks: _Hooks) -> None:
     async def consume() -> None:
         async for event in events:
-            on_event(event)
+            hooks.on_event(event)
 
     task = asyncio.ensure_future(consume())
     try:
-        while not task.done() and not until():
+        while not task.done() and not hooks.until():
             await asyncio.wait({task}, timeout=TICK)
-            on_tick(health())
+            hooks.on_tick(health())
     finally:
         if not task.done():
             task.cancel()
@@ -97,14 +99,7 @@ async def _consume(
         task.result()
 
 
-async def _trio(
-    config: GatewayConfig,
-    ssl_context: Optional[ssl.SSLContext],
-    on_event: OnEvent,
-    on_tick: OnTick,
-    until: Until,
-    on_end: OnTick,
-) -> None:
+async def _trio(config: GatewayConfig, ssl_context: Optional[ssl.SSLContext], hooks: _Hooks) -> None:
     import trio
 
     from transports.trio import Gateway, GatewayFatalError, open_gateway
@@ -120,15 +115,15 @@ async def _trio(
                     async def consume() -> None:
                         try:
                             async for event in gateway:
-                                on_event(event)
+                                hooks.on_event(event)
                         except GatewayFatalError as exc:
                             failure.append(exc)
                         nursery.cancel_scope.cancel()
 
                     nursery.start_soon(consume)
-                    while not until():
+                    while not hooks.until():
                         await trio.sleep(TICK)
-                        on_tick(gateway.health())
+                        hooks.on_tick(gateway.health())
                     nursery.cancel_scope.cancel()
             except BaseExceptionGroup as group:  # Ctrl-C or a consumer's error, alone: let it out as itself
                 if len(group.exceptions) == 1:
@@ -136,6 +131,6 @@ async def _trio(
                 raise
     finally:
         if opened:
-            on_end(opened[0].health())
+            hooks.on_end(opened[0].health())
     if failure:
         raise failure[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -11,7 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 import pytest
 
@@ -87,48 +88,6 @@ def test_connect_reads_the_secret_from_the_environment_only(capsys: pytest.Captu
     assert "--secret" not in help_text and "--client-secret" not in help_text
 
 
-def test_connect_prints_json_lines_and_keeps_a_health_file(tmp_path: Path) -> None:
-    config = PlatformConfig(heartbeat_interval_ms=500)
-    health_file = tmp_path / "health.json"
-    with LoopbackPlatform(config=config) as loopback:
-        command = [
-            sys.executable,
-            "-m",
-            "qqproto_cli",
-            "connect",
-            "--app-id",
-            config.app_id,
-            "--api-base",
-            loopback.api_base,
-            "--token-url",
-            loopback.token_url,
-            "--ca-file",
-            loopback.ca_pem_path,
-            "--health-file",
-            str(health_file),
-        ]
-        env = {**os.environ, "QQBOT_SECRET": config.client_secret}
-        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            assert child.stdout is not None
-            lines = lines_of(child.stdout)
-            ready = json.loads(wait_for(lines, lambda line: '"Ready"' in line))
-            assert ready["session_id"]
-            loopback.call(lambda p, now: p.push_event("C2C_MESSAGE_CREATE", {"id": "m1", "content": "你好"}, now, "ev-1"))
-            dispatch = json.loads(wait_for(lines, lambda line: '"Dispatch"' in line))
-            assert dispatch["event_id"] == "ev-1" and dispatch["data"]["content"] == "你好"
-            deadline = time.monotonic() + 10
-            while not health_file.exists():
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            health = json.loads(health_file.read_text())
-            assert health["state"] == "connected" and health["alive"]
-            assert config.client_secret not in health_file.read_text()
-        finally:
-            child.terminate()
-            child.wait(timeout=10)
-
-
 def connect_command(loopback: LoopbackPlatform, app_id: str, transport: str, health_file: Path) -> list[str]:
     """``qqproto connect`` against the loopback fake, as a user would type it."""
     return [
@@ -151,6 +110,33 @@ def connect_command(loopback: LoopbackPlatform, app_id: str, transport: str, hea
     ]
 
 
+def test_connect_prints_json_lines_and_keeps_a_health_file(tmp_path: Path) -> None:
+    config = PlatformConfig(heartbeat_interval_ms=500)
+    health_file = tmp_path / "health.json"
+    with LoopbackPlatform(config=config) as loopback:
+        command = connect_command(loopback, config.app_id, "thread", health_file)
+        env = {**os.environ, "QQBOT_SECRET": config.client_secret}
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None
+            lines = lines_of(child.stdout)
+            ready = json.loads(wait_for(lines, lambda line: '"Ready"' in line))
+            assert ready["session_id"]
+            loopback.call(lambda p, now: p.push_event("C2C_MESSAGE_CREATE", {"id": "m1", "content": "你好"}, now, "ev-1"))
+            dispatch = json.loads(wait_for(lines, lambda line: '"Dispatch"' in line))
+            assert dispatch["event_id"] == "ev-1" and dispatch["data"]["content"] == "你好"
+            deadline = time.monotonic() + 10
+            while not health_file.exists():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            health = json.loads(health_file.read_text())
+            assert health["state"] == "connected" and health["alive"]
+            assert config.client_secret not in health_file.read_text()
+        finally:
+            child.terminate()
+            child.wait(timeout=10)
+
+
 TRANSPORTS = ["thread", "asyncio", "trio"]
 
 
@@ -169,28 +155,35 @@ def test_a_wrong_secret_leaves_a_fatal_health_file(transport: str, tmp_path: Pat
     assert health["fatal_reason"]
 
 
+@contextlib.contextmanager
+def connected_child(
+    loopback: LoopbackPlatform, config: PlatformConfig, transport: str, health_file: Path
+) -> Iterator[subprocess.Popen[str]]:
+    """``qqproto connect`` as a child process, once it has printed Ready; killed if it outlives the block."""
+    command = connect_command(loopback, config.app_id, transport, health_file)
+    env = {**os.environ, "QQBOT_SECRET": config.client_secret}
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        wait_for(lines_of(child.stdout), lambda line: '"Ready"' in line)
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_fatal_close_after_connecting_is_the_last_word_of_the_health_file(transport: str, tmp_path: Path) -> None:
     config = PlatformConfig(heartbeat_interval_ms=500)
     health_file = tmp_path / "health.json"
-    with LoopbackPlatform(config=config) as loopback:
-        command = connect_command(loopback, config.app_id, transport, health_file)
-        env = {**os.environ, "QQBOT_SECRET": config.client_secret}
-        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            assert child.stdout is not None
-            lines = lines_of(child.stdout)
-            wait_for(lines, lambda line: '"Ready"' in line)
-            deadline = time.monotonic() + 10
-            while not (health_file.exists() and json.loads(health_file.read_text())["state"] == "connected"):
-                assert time.monotonic() < deadline, "the health file never said connected"
-                time.sleep(0.05)
-            loopback.call(lambda p, now: p.close_gateway(4915, now, "banned"))
-            assert child.wait(timeout=30) == 1
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+    with LoopbackPlatform(config=config) as loopback, connected_child(loopback, config, transport, health_file) as child:
+        deadline = time.monotonic() + 10
+        while not (health_file.exists() and json.loads(health_file.read_text())["state"] == "connected"):
+            assert time.monotonic() < deadline, "the health file never said connected"
+            time.sleep(0.05)
+        loopback.call(lambda p, now: p.close_gateway(4915, now, "banned"))
+        assert child.wait(timeout=30) == 1
     health = json.loads(health_file.read_text())
     assert health["state"] == "fatal" and health["alive"] is False
     assert health["fatal_close_code"] == 4915
@@ -200,19 +193,9 @@ def test_a_fatal_close_after_connecting_is_the_last_word_of_the_health_file(tran
 def test_ctrl_c_leaves_a_closed_health_file(transport: str, tmp_path: Path) -> None:
     config = PlatformConfig(heartbeat_interval_ms=500)
     health_file = tmp_path / "health.json"
-    with LoopbackPlatform(config=config) as loopback:
-        command = connect_command(loopback, config.app_id, transport, health_file)
-        env = {**os.environ, "QQBOT_SECRET": config.client_secret}
-        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            assert child.stdout is not None
-            wait_for(lines_of(child.stdout), lambda line: '"Ready"' in line)
-            child.send_signal(signal.SIGINT)
-            assert child.wait(timeout=30) == 130
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+    with LoopbackPlatform(config=config) as loopback, connected_child(loopback, config, transport, health_file) as child:
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=30) == 130
     health = json.loads(health_file.read_text())
     assert health["state"] == "closed" and health["alive"] is False
 
