@@ -10,6 +10,7 @@ import signal
 import ssl
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Optional
 
@@ -76,11 +77,23 @@ def run(args: argparse.Namespace) -> int:
     writer = _HealthFile(args.health_file)
     from transports._common import GatewayFatalError
 
+    # SIGTERM (a service manager stopping the bot) closes gracefully, like Ctrl-C, so that the
+    # health file's last word is "closed" rather than whatever it said a moment before.
+    terminated = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: terminated.set())
     try:
         ssl_context = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
         _drive.run(
-            args.transport, config, ssl_context, on_event=print_event, on_tick=writer.update, on_end=writer.write
+            args.transport,
+            config,
+            ssl_context,
+            on_event=print_event,
+            on_tick=writer.update,
+            until=terminated.is_set,
+            on_end=writer.write,
         )
+        if terminated.is_set():
+            return 128 + signal.SIGTERM
     except GatewayFatalError as exc:
         try:
             print(json.dumps({"event": "Fatal", "reason": exc.reason, "close_code": exc.close_code}), flush=True)

@@ -190,12 +190,13 @@ def test_a_fatal_close_after_connecting_is_the_last_word_of_the_health_file(tran
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_ctrl_c_leaves_a_closed_health_file(transport: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_being_stopped_leaves_a_closed_health_file(transport: str, stop: signal.Signals, tmp_path: Path) -> None:
     config = PlatformConfig(heartbeat_interval_ms=500)
     health_file = tmp_path / "health.json"
     with LoopbackPlatform(config=config) as loopback, connected_child(loopback, config, transport, health_file) as child:
-        child.send_signal(signal.SIGINT)
-        assert child.wait(timeout=30) == 130
+        child.send_signal(stop)
+        assert child.wait(timeout=30) == 128 + stop
     health = json.loads(health_file.read_text())
     assert health["state"] == "closed" and health["alive"] is False
 
