@@ -2,7 +2,7 @@
 
     qqproto serve-fake --heartbeat-ms 2000 --events-per-second 2 --run python examples/health_watchdog.py
 
-The health file is rewritten on every change of state and at least every second, and its
+The health file is rewritten soon after each change of state and at least every second, and its
 last word is the final state, so three readings are enough:
 
 - ``alive`` false: the bot stopped. After a ``fatal`` a restart would fail the same way (the
