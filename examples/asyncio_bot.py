@@ -21,7 +21,8 @@ async def main() -> int:
             async for event in gateway:
                 if isinstance(event, Dispatch):
                     # Each event comes once, in seq order, including those replayed after a resume.
-                    print(f"event {event.event_type} seq={event.seq}: {event.data.get('content', '')[:40]!r}", flush=True)
+                    text = event.data.get("content", "")[:40]
+                    print(f"event {event.event_type} seq={event.seq}: {text!r}", flush=True)
                 elif isinstance(event, (Ready, Resumed)):
                     print(f"{type(event).__name__}: session {event.session_id}", flush=True)
                 elif isinstance(event, ReconnectScheduled):

@@ -33,7 +33,11 @@ def start_bot(health_file: str) -> subprocess.Popen[bytes]:
     """``qqproto connect`` with the settings in the environment; its events go to /dev/null here."""
     command = [sys.executable, "-m", "qqproto_cli", "connect", "--app-id", os.environ["QQBOT_APP_ID"]]
     command += ["--health-file", health_file]
-    for option, variable in (("--api-base", "QQBOT_API_BASE"), ("--token-url", "QQBOT_TOKEN_URL"), ("--ca-file", "QQBOT_CA_FILE")):
+    for option, variable in (
+        ("--api-base", "QQBOT_API_BASE"),
+        ("--token-url", "QQBOT_TOKEN_URL"),
+        ("--ca-file", "QQBOT_CA_FILE"),
+    ):
         if variable in os.environ:
             command += [option, os.environ[variable]]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL)  # QQBOT_SECRET reaches it through the environment

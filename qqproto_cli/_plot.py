@@ -94,7 +94,8 @@ def _uptime_per_day(ax: Any, report: Report) -> None:
     lengths = [min(DAY, report.days * DAY - day * DAY) for day in range(days)]
     shares = [100.0 * (1 - d / length) if length > 0 else 100.0 for d, length in zip(down, lengths)]
     widths = [length / DAY for length in lengths]
-    bars = ax.bar([day + width / 2 for day, width in enumerate(widths)], shares, width=[0.8 * w for w in widths], color="tab:green")
+    xs = [day + width / 2 for day, width in enumerate(widths)]
+    bars = ax.bar(xs, shares, width=[0.8 * width for width in widths], color="tab:green")
     if days <= 31:
         ax.bar_label(bars, labels=[f"{share:.2f}" for share in shares], fontsize=7, padding=1)
     floor = min(shares)

@@ -76,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
         control = Control(loopback.platform, token, random.Random(args.seed))
         loopback.call(lambda platform, now: setattr(platform, "control", control))
         feed = LiveFeed(
-            loopback, control, events_per_second=args.events_per_second, plan=plan, speed=args.plan_speed, seed=args.seed
+            loopback,
+            control,
+            events_per_second=args.events_per_second,
+            plan=plan,
+            speed=args.plan_speed,
+            seed=args.seed,
         )
         print(f"api_base       {loopback.api_base}")
         print(f"token_url      {loopback.token_url}")

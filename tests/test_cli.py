@@ -177,12 +177,12 @@ def connected_child(
 def test_a_fatal_close_after_connecting_is_the_last_word_of_the_health_file(transport: str, tmp_path: Path) -> None:
     config = PlatformConfig(heartbeat_interval_ms=500)
     health_file = tmp_path / "health.json"
-    with LoopbackPlatform(config=config) as loopback, connected_child(loopback, config, transport, health_file) as child:
+    with LoopbackPlatform(config=config) as lp, connected_child(lp, config, transport, health_file) as child:
         deadline = time.monotonic() + 10
         while not (health_file.exists() and json.loads(health_file.read_text())["state"] == "connected"):
             assert time.monotonic() < deadline, "the health file never said connected"
             time.sleep(0.05)
-        loopback.call(lambda p, now: p.close_gateway(4915, now, "banned"))
+        lp.call(lambda p, now: p.close_gateway(4915, now, "banned"))
         assert child.wait(timeout=30) == 1
     health = json.loads(health_file.read_text())
     assert health["state"] == "fatal" and health["alive"] is False
@@ -194,7 +194,7 @@ def test_a_fatal_close_after_connecting_is_the_last_word_of_the_health_file(tran
 def test_being_stopped_leaves_a_closed_health_file(transport: str, stop: signal.Signals, tmp_path: Path) -> None:
     config = PlatformConfig(heartbeat_interval_ms=500)
     health_file = tmp_path / "health.json"
-    with LoopbackPlatform(config=config) as loopback, connected_child(loopback, config, transport, health_file) as child:
+    with LoopbackPlatform(config=config) as lp, connected_child(lp, config, transport, health_file) as child:
         child.send_signal(stop)
         assert child.wait(timeout=30) == 128 + stop
     health = json.loads(health_file.read_text())

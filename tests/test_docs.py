@@ -31,7 +31,10 @@ def citations() -> list[tuple[str, str]]:
         for path in [base] if base.is_file() else sorted(base.rglob("*.py")) + sorted(base.rglob("*.md")):
             text = path.read_text()
             # A module may say once that all its sections are the protocol file's, then cite bare "§N".
-            quoted = [text] if "are those of ``docs/protocol.md``" in text else [m.group(1) for m in CITATION.finditer(text)]
+            if "are those of ``docs/protocol.md``" in text:
+                quoted = [text]
+            else:
+                quoted = [match.group(1) for match in CITATION.finditer(text)]
             for part in quoted:
                 cited += [(str(path.relative_to(ROOT)), n) for n in re.findall(r"§([0-9.]*[0-9])", part)]
     return cited

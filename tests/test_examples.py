@@ -27,7 +27,8 @@ SEEN = {
 
 def command_of(example: Path) -> list[str]:
     """The command in the example's docstring, with this interpreter for ``python`` and faster events."""
-    line = next(line.strip() for line in example.read_text().splitlines() if line.strip().startswith("qqproto serve-fake"))
+    lines = (line.strip() for line in example.read_text().splitlines())
+    line = next(line for line in lines if line.startswith("qqproto serve-fake"))
     words = shlex.split(line)
     assert words[:2] == ["qqproto", "serve-fake"] and words[-2:] == ["python", f"examples/{example.name}"], line
     words[words.index("--events-per-second") + 1] = "10"

@@ -1,4 +1,4 @@
-"""A plan's faults in time order, for the live server: timed ones on time, random ones again and again, faster on request."""
+"""A plan's faults in time order for the live server: timed ones on time, random ones recurring, faster on request."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``qqproto serve-fake`` driven as another program would: a child process, real HTTPS to its control endpoint, a real client."""
+"""``qqproto serve-fake`` driven as another program would: a child process, HTTPS to its control endpoint, a client."""
 
 from __future__ import annotations
 
@@ -37,7 +37,10 @@ class ServedFake:
             self.printed[key] = value.strip()
         self.ssl_context = ssl.create_default_context(cafile=self.printed["ca_pem_path"])
 
-    def control(self, method: str, route: str, body: Optional[dict[str, Any]] = None, token: str = TOKEN) -> tuple[int, Any]:
+    def control(
+        self, method: str, route: str, body: Optional[dict[str, Any]] = None, token: str = TOKEN
+    ) -> tuple[int, Any]:
+        """One request to the control endpoint; the status and the decoded answer."""
         url = urlsplit(self.printed["control_url"] + route)
         conn = http.client.HTTPSConnection(url.hostname or "", url.port, context=self.ssl_context, timeout=DEADLINE)
         try:

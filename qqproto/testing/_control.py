@@ -29,6 +29,8 @@ __all__ = ["CONTROL_PREFIX", "FAULTS", "Control"]
 CONTROL_PREFIX = "/_qqproto/"
 
 Answer = tuple[int, object]
+#: The largest ``value`` a fault takes (a count of answers, or a close code).
+MAX_VALUE = 1_000_000
 
 #: The faults the endpoint strikes by name: which fault, and its default value.
 FAULTS: dict[str, tuple[Fault, float]] = {
@@ -117,12 +119,15 @@ class Control:
         return 200, {"seq": seq, "event_id": event_id}
 
     def _strike(self, body: dict[str, object], now: float) -> Answer:
-        name, value = body.get("fault"), body.get("value")
+        name, given = body.get("fault"), body.get("value")
         if not isinstance(name, str) or name not in FAULTS:
             return 400, {"message": f"unknown fault {name!r}; there are {', '.join(FAULTS)}"}
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            return 400, {"message": "value must be a number"}
-        fault, default = FAULTS[name]
-        value = default if value is None else value
+        fault, value = FAULTS[name]
+        if given is not None:
+            if isinstance(given, bool) or not isinstance(given, (int, float)) or not 0 <= given <= MAX_VALUE:
+                return 400, {"message": f"value must be a number from 0 to {MAX_VALUE}"}  # NaN and Infinity too
+            value = given
+        if fault is Fault.CLOSE and not (value == int(value) and 4000 <= value <= 4999):
+            return 400, {"message": f"a gateway close code is a whole number from 4000 to 4999, not {value!r}"}
         self.strike(fault, value, now)
         return 200, {"fault": name, "struck": fault.value, "value": value}
