@@ -73,7 +73,7 @@ class LiveFeed:
                 count = min(int((now - next_event) / self._event_every) + 1, int(1 / self._event_every) + 1)
                 self._loopback.call(lambda platform, at: [self._control.push_event(at) for _ in range(count)])
                 next_event = max(next_event + count * self._event_every, now - 1.0)
-            while (fault_due := self._next_fault()) is not None and fault_due <= now:
+            while (fault_due := self._next_fault()) is not None and fault_due <= now and not self._stop.is_set():
                 assert self._schedule is not None
                 _, fault, value = self._schedule.pop()
                 self._loopback.call(lambda platform, at: self._strike(platform, fault, value, at))
