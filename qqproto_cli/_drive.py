@@ -1,13 +1,22 @@
-"""Runs one of the three transports for the command line: events to a callback, a health tick, a stop rule."""
+"""Runs one of the three transports for the command line: events to a callback, a health tick, a stop rule.
+
+``on_end`` gets the health once the gateway has stopped, however it stopped (a close, ``Fatal``,
+an error of the consumer's, Ctrl-C), so that the last word of a health file is the true one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import ssl
+import sys
+from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Optional
 
 from qqproto import Action, GatewayConfig, Health, SessionStore
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 TRANSPORTS = ("thread", "asyncio", "trio")
 TICK = 0.25
@@ -15,6 +24,17 @@ TICK = 0.25
 OnEvent = Callable[[Action], None]
 OnTick = Callable[[Health], None]
 Until = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    """What the caller hears: each event, a health tick, when to stop, and the final health; and the store."""
+
+    on_event: OnEvent
+    on_tick: OnTick
+    until: Until
+    on_end: OnTick
+    session_store: Optional[SessionStore] = None
 
 
 def run(
@@ -25,6 +45,7 @@ def run(
     on_event: OnEvent,
     on_tick: OnTick,
     until: Until = lambda: False,
+    on_end: OnTick = lambda health: None,
     session_store: Optional[SessionStore] = None,
 ) -> None:
     """Run until ``until()`` holds; ``GatewayFatalError`` comes out when the core gives up.
@@ -32,53 +53,49 @@ def run(
     Stopping because ``until()`` held is graceful: with a ``session_store``, the last event
     handed to ``on_event`` is saved as finished and the session is kept for the next run.
     """
+    hooks = _Hooks(on_event, on_tick, until, on_end, session_store)
     if transport == "trio":
         import trio
 
-        trio.run(_trio, config, ssl_context, on_event, on_tick, until, session_store)
+        trio.run(_trio, config, ssl_context, hooks)
     elif transport in ("asyncio", "thread"):
-        asyncio.run(_asyncio(transport, config, ssl_context, on_event, on_tick, until, session_store))
+        asyncio.run(_asyncio(transport, config, ssl_context, hooks))
     else:
         raise ValueError(f"unknown transport {transport!r}; choose one of {', '.join(TRANSPORTS)}")
 
 
-async def _asyncio(
-    transport: str,
-    config: GatewayConfig,
-    ssl_context: Optional[ssl.SSLContext],
-    on_event: OnEvent,
-    on_tick: OnTick,
-    until: Until,
-    session_store: Optional[SessionStore],
-) -> None:
+async def _asyncio(transport: str, config: GatewayConfig, ssl_context: Optional[ssl.SSLContext], hooks: _Hooks) -> None:
     if transport == "thread":
         from transports.threaded import GatewayThread
 
-        thread = GatewayThread(config, ssl_context, session_store=session_store)
+        thread = GatewayThread(config, ssl_context, session_store=hooks.session_store)
         thread.start()
         try:
-            await _consume(thread.aiter_events(), thread.health, on_event, on_tick, until)
+            await _consume(thread.aiter_events(), thread.health, hooks)
         finally:
             thread.stop()
+            hooks.on_end(thread.health())
     else:
         from transports.asyncio import open_gateway
 
-        async with open_gateway(config, ssl_context, session_store=session_store) as gateway:
-            await _consume(gateway, gateway.health, on_event, on_tick, until)
+        gateway = open_gateway(config, ssl_context, session_store=hooks.session_store)
+        try:
+            async with gateway:
+                await _consume(gateway, gateway.health, hooks)
+        finally:
+            hooks.on_end(gateway.health())
 
 
-async def _consume(
-    events: AsyncIterator[Action], health: Callable[[], Health], on_event: OnEvent, on_tick: OnTick, until: Until
-) -> None:
+async def _consume(events: AsyncIterator[Action], health: Callable[[], Health], hooks: _Hooks) -> None:
     async def consume() -> None:
         async for event in events:
-            on_event(event)
+            hooks.on_event(event)
 
     task = asyncio.ensure_future(consume())
     try:
-        while not task.done() and not until():
+        while not task.done() and not hooks.until():
             await asyncio.wait({task}, timeout=TICK)
-            on_tick(health())
+            hooks.on_tick(health())
     finally:
         if not task.done():
             task.cancel()
@@ -88,34 +105,38 @@ async def _consume(
         task.result()
 
 
-async def _trio(
-    config: GatewayConfig,
-    ssl_context: Optional[ssl.SSLContext],
-    on_event: OnEvent,
-    on_tick: OnTick,
-    until: Until,
-    session_store: Optional[SessionStore],
-) -> None:
+async def _trio(config: GatewayConfig, ssl_context: Optional[ssl.SSLContext], hooks: _Hooks) -> None:
     import trio
 
-    from transports.trio import GatewayFatalError, open_gateway
+    from transports.trio import Gateway, GatewayFatalError, open_gateway
 
     failure: list[GatewayFatalError] = []
-    async with open_gateway(config, ssl_context, session_store=session_store) as gateway:
-        async with trio.open_nursery() as nursery:
+    opened: list[Gateway] = []
+    try:
+        async with open_gateway(config, ssl_context, session_store=hooks.session_store) as gateway:
+            opened.append(gateway)
+            try:
+                async with trio.open_nursery() as nursery:
 
-            async def consume() -> None:
-                try:
-                    async for event in gateway:
-                        on_event(event)
-                except GatewayFatalError as exc:
-                    failure.append(exc)
-                nursery.cancel_scope.cancel()
+                    async def consume() -> None:
+                        try:
+                            async for event in gateway:
+                                hooks.on_event(event)
+                        except GatewayFatalError as exc:
+                            failure.append(exc)
+                        nursery.cancel_scope.cancel()
 
-            nursery.start_soon(consume)
-            while not until():
-                await trio.sleep(TICK)
-                on_tick(gateway.health())
-            nursery.cancel_scope.cancel()
+                    nursery.start_soon(consume)
+                    while not hooks.until():
+                        await trio.sleep(TICK)
+                        hooks.on_tick(gateway.health())
+                    nursery.cancel_scope.cancel()
+            except BaseExceptionGroup as group:  # Ctrl-C or a consumer's error, alone: let it out as itself
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
+    finally:
+        if opened:
+            hooks.on_end(opened[0].health())
     if failure:
         raise failure[0]

@@ -10,11 +10,12 @@ import signal
 import ssl
 import sys
 import tempfile
+import threading
 import time
 from types import FrameType
 from typing import Any, Optional
 
-from qqproto import SANDBOX_API_BASE, Action, GatewayConfig, Health, Intents, LocalProtocolError
+from qqproto import SANDBOX_API_BASE, Action, GatewayConfig, Health, Intents, LocalProtocolError, SessionStore
 
 from . import _drive
 
@@ -87,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bad spelling, a file it cannot open, a missing redis extra
         print(f"qqproto connect: --session-store {args.session_store}: {exc}", file=sys.stderr)
         return 2
+    # SIGTERM (systemd, Kubernetes) and Ctrl-C close gracefully: the last event printed is saved
+    # as finished, the session is kept, the health file's last word is "closed", and the exit is 0.
     stop = _StopOnSignal()
     try:
         ssl_context = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
@@ -97,17 +100,23 @@ def run(args: argparse.Namespace) -> int:
             on_event=print_event,
             on_tick=writer.update,
             until=stop,
+            on_end=writer.write,
             session_store=store,
         )
     except GatewayFatalError as exc:
-        print(json.dumps({"event": "Fatal", "reason": exc.reason, "close_code": exc.close_code}), flush=True)
+        try:
+            print(json.dumps({"event": "Fatal", "reason": exc.reason, "close_code": exc.close_code}), flush=True)
+        except BrokenPipeError:
+            return _stdout_closed()
         return 1
+    except BrokenPipeError:
+        return _stdout_closed()
     finally:
         stop.restore()
     return 0
 
 
-def _open_store(spec: Optional[str]) -> Optional[Any]:
+def _open_store(spec: Optional[str]) -> Optional[SessionStore]:
     if spec is None:
         return None
     from qqproto_stores import open_session_store
@@ -116,23 +125,32 @@ def _open_store(spec: Optional[str]) -> Optional[Any]:
 
 
 class _StopOnSignal:
-    """SIGTERM (systemd, Kubernetes) and SIGINT stop the bot gracefully: it saves, keeps its session, exits 0."""
+    """SIGTERM and SIGINT ask for a graceful stop, seen by the driver at its next tick."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self) -> None:
-        self.requested = False
+        self.requested = threading.Event()
         self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
 
     def __call__(self) -> bool:
-        return self.requested
+        return self.requested.is_set()
 
     def restore(self) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
-        self.requested = True
+        self.requested.set()
+
+
+def _stdout_closed() -> int:
+    """Whoever read standard output has gone (``qqproto connect | head``): end quietly, as ``yes | head`` does."""
+    # Python would flush stdout again at exit and complain; point it at /dev/null instead.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def print_event(event: Action) -> None:
@@ -147,12 +165,20 @@ class _HealthFile:
     def __init__(self, path: Optional[str]) -> None:
         self._path = path
         self._written = 0.0
+        self._state: Optional[str] = None
 
     def update(self, health: Health) -> None:
-        now = time.monotonic()
-        if self._path is None or now - self._written < HEALTH_EVERY:
+        """Write ``health`` if the state changed or ``HEALTH_EVERY`` seconds have passed since the last write."""
+        if health.state == self._state and time.monotonic() - self._written < HEALTH_EVERY:
             return
-        self._written = now
+        self.write(health)
+
+    def write(self, health: Health) -> None:
+        """Write ``health`` now: the final state is written this way, whatever the throttle says."""
+        if self._path is None:
+            return
+        self._written = time.monotonic()
+        self._state = health.state
         directory = os.path.dirname(os.path.abspath(self._path))
         with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as handle:
             json.dump({**health.to_dict(), "written_at": time.time()}, handle)

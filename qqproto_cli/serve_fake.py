@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
 import threading
 from typing import Any
 
-from qqproto.testing import PlatformConfig
+from qqproto.testing import PLANS, PlatformConfig
+from qqproto.testing._control import CONTROL_PREFIX, Control
 from qqproto.testing.serve import LoopbackPlatform
+
+from ._live_fake import LiveFeed
 
 
 def add_parser(commands: Any) -> None:
@@ -16,22 +26,102 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--heartbeat-ms", type=int, default=41250, help="Hello's heartbeat_interval (default 41250)")
     parser.add_argument("--session-lifetime", type=float, default=None, help="close each socket with 4009 after N s")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the platform")
+    parser.add_argument("--events-per-second", type=float, default=0.0, metavar="N", help="push N events a second")
+    parser.add_argument("--plan", choices=sorted(PLANS), help="strike this fault plan's faults on the wall clock")
+    parser.add_argument(
+        "--plan-speed", type=float, default=1.0, metavar="X", help="play the plan X times as fast (default 1)"
+    )
+    parser.add_argument("--control-token", help="the control endpoint's bearer token (default: a random one)")
+    parser.add_argument(
+        "--run",
+        dest="command_to_run",
+        nargs=argparse.REMAINDER,
+        metavar="COMMAND",
+        help="run COMMAND with the QQBOT_* variables set to reach the fake, and stop when it ends",
+    )
     parser.set_defaults(run=run)
+
+
+def environment(loopback: LoopbackPlatform, config: PlatformConfig, token: str) -> dict[str, str]:
+    """What a bot needs to reach the fake, as the variables the examples read."""
+    return {
+        "QQBOT_APP_ID": config.app_id,
+        "QQBOT_SECRET": config.client_secret,
+        "QQBOT_API_BASE": loopback.api_base,
+        "QQBOT_TOKEN_URL": loopback.token_url,
+        "QQBOT_CA_FILE": loopback.ca_pem_path,
+        "QQBOT_CONTROL_URL": f"{loopback.api_base}{CONTROL_PREFIX}",
+        "QQBOT_CONTROL_TOKEN": token,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted, after printing what a client needs to reach the fake."""
+    if args.plan_speed <= 0 or args.events_per_second < 0:
+        print("qqproto serve-fake: --plan-speed must be positive and --events-per-second not negative", file=sys.stderr)
+        return 2
     config = PlatformConfig(heartbeat_interval_ms=args.heartbeat_ms, session_lifetime=args.session_lifetime)
+    plan = PLANS[args.plan] if args.plan else None
+    if plan is not None:
+        lifetime = plan.platform.session_lifetime
+        config = dataclasses.replace(
+            plan.platform,
+            heartbeat_interval_ms=args.heartbeat_ms,
+            session_lifetime=args.session_lifetime or (lifetime / args.plan_speed if lifetime else None),
+        )
+    token = args.control_token or secrets.token_urlsafe(18)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())  # stop cleanly, removing the CA file
     with LoopbackPlatform(config=config, seed=args.seed) as loopback:
+        control = Control(loopback.platform, token, random.Random(args.seed))
+        loopback.call(lambda platform, now: setattr(platform, "control", control))
+        feed = LiveFeed(
+            loopback,
+            control,
+            events_per_second=args.events_per_second,
+            plan=plan,
+            speed=args.plan_speed,
+            seed=args.seed,
+        )
         print(f"api_base       {loopback.api_base}")
         print(f"token_url      {loopback.token_url}")
         print(f"gateway_url    {loopback.gateway_url}")
         print(f"ca_pem_path    {loopback.ca_pem_path}")
         print(f"app_id         {config.app_id}")
         print(f"client_secret  {config.client_secret}")
-        print("Trust ca_pem_path in your client's SSL context. Ctrl-C stops the server.", flush=True)
+        print(f"control_url    {loopback.api_base}{CONTROL_PREFIX}")
+        print(f"control_token  {token}")
+        print("Trust ca_pem_path in your client's SSL context. Ctrl-C or SIGTERM stops the server.", flush=True)
+        feed.start()
         try:
-            threading.Event().wait()
+            if args.command_to_run:
+                return _run_command(args.command_to_run, environment(loopback, config, token), stopped)
+            stopped.wait()
         except KeyboardInterrupt:
             pass
+        finally:
+            feed.stop()
+    return 0
+
+
+def _run_command(command: list[str], variables: dict[str, str], stopped: threading.Event) -> int:
+    """Run ``command`` against the fake until it ends (its exit status) or the server is told to stop (0)."""
+    child = subprocess.Popen(command, env={**os.environ, **variables})
+
+    def watch() -> None:
+        child.wait()
+        stopped.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    if child.poll() is not None:
+        return child.returncode
+    child.terminate()  # the server was told to stop: the command ends with it
+    try:
+        child.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        child.kill()
     return 0

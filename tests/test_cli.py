@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 import pytest
 
@@ -86,26 +88,33 @@ def test_connect_reads_the_secret_from_the_environment_only(capsys: pytest.Captu
     assert "--secret" not in help_text and "--client-secret" not in help_text
 
 
+def connect_command(loopback: LoopbackPlatform, app_id: str, transport: str, health_file: Path) -> list[str]:
+    """``qqproto connect`` against the loopback fake, as a user would type it."""
+    return [
+        sys.executable,
+        "-m",
+        "qqproto_cli",
+        "connect",
+        "--app-id",
+        app_id,
+        "--transport",
+        transport,
+        "--api-base",
+        loopback.api_base,
+        "--token-url",
+        loopback.token_url,
+        "--ca-file",
+        loopback.ca_pem_path,
+        "--health-file",
+        str(health_file),
+    ]
+
+
 def test_connect_prints_json_lines_and_keeps_a_health_file(tmp_path: Path) -> None:
     config = PlatformConfig(heartbeat_interval_ms=500)
     health_file = tmp_path / "health.json"
     with LoopbackPlatform(config=config) as loopback:
-        command = [
-            sys.executable,
-            "-m",
-            "qqproto_cli",
-            "connect",
-            "--app-id",
-            config.app_id,
-            "--api-base",
-            loopback.api_base,
-            "--token-url",
-            loopback.token_url,
-            "--ca-file",
-            loopback.ca_pem_path,
-            "--health-file",
-            str(health_file),
-        ]
+        command = connect_command(loopback, config.app_id, "thread", health_file)
         env = {**os.environ, "QQBOT_SECRET": config.client_secret}
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -126,6 +135,86 @@ def test_connect_prints_json_lines_and_keeps_a_health_file(tmp_path: Path) -> No
         finally:
             child.terminate()
             child.wait(timeout=10)
+
+
+TRANSPORTS = ["thread", "asyncio", "trio"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_wrong_secret_leaves_a_fatal_health_file(transport: str, tmp_path: Path) -> None:
+    config = PlatformConfig(heartbeat_interval_ms=500)
+    health_file = tmp_path / "health.json"
+    with LoopbackPlatform(config=config) as loopback:
+        command = connect_command(loopback, config.app_id, transport, health_file)
+        env = {**os.environ, "QQBOT_SECRET": "not-the-secret"}
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert '"Fatal"' in result.stdout
+    health = json.loads(health_file.read_text())
+    assert health["state"] == "fatal" and health["alive"] is False
+    assert health["fatal_reason"]
+
+
+@contextlib.contextmanager
+def connected_child(
+    loopback: LoopbackPlatform, config: PlatformConfig, transport: str, health_file: Path
+) -> Iterator[subprocess.Popen[str]]:
+    """``qqproto connect`` as a child process, once it has printed Ready; killed if it outlives the block."""
+    command = connect_command(loopback, config.app_id, transport, health_file)
+    env = {**os.environ, "QQBOT_SECRET": config.client_secret}
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        wait_for(lines_of(child.stdout), lambda line: '"Ready"' in line)
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_fatal_close_after_connecting_is_the_last_word_of_the_health_file(transport: str, tmp_path: Path) -> None:
+    config = PlatformConfig(heartbeat_interval_ms=500)
+    health_file = tmp_path / "health.json"
+    with LoopbackPlatform(config=config) as lp, connected_child(lp, config, transport, health_file) as child:
+        deadline = time.monotonic() + 10
+        while not (health_file.exists() and json.loads(health_file.read_text())["state"] == "connected"):
+            assert time.monotonic() < deadline, "the health file never said connected"
+            time.sleep(0.05)
+        lp.call(lambda p, now: p.close_gateway(4915, now, "banned"))
+        assert child.wait(timeout=30) == 1
+    health = json.loads(health_file.read_text())
+    assert health["state"] == "fatal" and health["alive"] is False
+    assert health["fatal_close_code"] == 4915
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_being_stopped_leaves_a_closed_health_file(transport: str, stop: signal.Signals, tmp_path: Path) -> None:
+    """SIGTERM and Ctrl-C are how a bot is meant to be stopped: a graceful close, and status 0."""
+    config = PlatformConfig(heartbeat_interval_ms=500)
+    health_file = tmp_path / "health.json"
+    with LoopbackPlatform(config=config) as lp, connected_child(lp, config, transport, health_file) as child:
+        child.send_signal(stop)
+        assert child.wait(timeout=30) == 0
+    health = json.loads(health_file.read_text())
+    assert health["state"] == "closed" and health["alive"] is False
+
+
+def test_a_closed_stdout_ends_connect_quietly(tmp_path: Path) -> None:
+    config = PlatformConfig(heartbeat_interval_ms=500)
+    health_file = tmp_path / "health.json"
+    with LoopbackPlatform(config=config) as loopback:
+        command = connect_command(loopback, config.app_id, "thread", health_file)
+        env = {**os.environ, "QQBOT_SECRET": config.client_secret}
+        # The shell's own pipe: head takes the first line and exits, closing the pipe under connect.
+        pipeline = " ".join(f"'{part}'" for part in command) + " | head -n 1"
+        result = subprocess.run(["sh", "-c", pipeline], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert '"event"' in result.stdout
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr, result.stderr
+    assert json.loads(health_file.read_text())["state"] == "closed"
 
 
 def test_serve_fake_prints_what_a_client_needs() -> None:
@@ -150,3 +239,10 @@ def test_demo_survives_its_faults(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "verdict" in out and "survived" in out
     assert "events lost                     0" in out
+
+
+def test_simulate_plot_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "run.png"
+    assert main(["simulate", "--days", "0.3", "--plan", "production", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

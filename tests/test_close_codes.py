@@ -1,4 +1,4 @@
-"""Every close code of reference §5, table-driven: resume, identify, refresh the token, or stop."""
+"""Every close code of docs/protocol.md §5, table-driven: resume, identify, refresh the token, or stop."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from qqproto import Fatal, ReconnectScheduled, State
 
 RESUME, COOLDOWN, IDENTIFY, TOKEN, FATAL = "resume", "resume after cooldown", "identify", "token", "fatal"
 
-# What reference §5.1/§5.2 and DESIGN.md §4 ask for, written out independently of the core's table.
+# What docs/protocol.md §5.1, §5.2 and §5.3 ask for, written out independently of the core's table.
 EXPECTED: dict[int, str] = {
     4000: RESUME,
     4001: FATAL,

@@ -21,14 +21,18 @@ def test_every_wait_on_the_way_to_a_session_has_a_deadline(stall: str, deadline:
     h = Harness()
     setattr(h, stall, stall == "hold_opens")
     h.start()
+    stalled = h.opens[-1].sock_id
     h.advance(deadline - 0.01)
     assert h.of_type(ReconnectScheduled) == []
+    assert stalled not in h.closed
     h.advance(0.01)
     (scheduled,) = h.of_type(ReconnectScheduled)
     assert words in scheduled.reason
     assert f"after {deadline:g}s" in scheduled.reason
-    # The stalled socket is closed and the client tries again.
-    assert h.opens[-1].sock_id in h.closed or h.conn.state is State.WAITING
+    # The stalled socket is closed, and after the backoff the client tries again on a new one.
+    assert stalled in h.closed
+    h.advance(scheduled.delay)
+    assert h.opens[-1].sock_id != stalled
 
 
 def test_resume_has_a_deadline_too() -> None:

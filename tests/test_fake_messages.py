@@ -1,4 +1,4 @@
-"""The fake platform's message endpoints refuse what the platform refuses (reference §11)."""
+"""The fake platform's message endpoints refuse what the platform refuses (docs/protocol.md §11)."""
 
 from __future__ import annotations
 

@@ -104,13 +104,16 @@ def test_transport_failure_retries_with_the_same_msg_seq() -> None:
     assert first_body(p, message)["msg_seq"] == first["msg_seq"]
 
 
-def test_expired_token_11244_refreshes_and_retries_once() -> None:
+# 11244 says the token expired whatever the HTTP status; a bare 401 says so too.
+@pytest.mark.parametrize("status, code", [(400, 11244), (200, 11244), (401, 11244), (401, None)])
+def test_an_expired_token_refreshes_and_retries_once(status: int, code: Optional[int]) -> None:
     p, message = policy(), reply()
+    body = {"message": "token not exist or expire"} if code is None else {"code": code}
     p.attempt(message, NOW)
-    assert isinstance(p.decide(message, *answer(401, {"code": 11244}), NOW), SendRefreshToken)
+    assert isinstance(p.decide(message, *answer(status, body), NOW), SendRefreshToken)
     p.attempt(message, NOW)
-    failed = p.decide(message, *answer(401, {"code": 11244}), NOW)
-    assert isinstance(failed, SendFailed) and failed.code == 11244
+    failed = p.decide(message, *answer(status, body), NOW)
+    assert isinstance(failed, SendFailed) and failed.code == code
 
 
 @pytest.mark.parametrize("code", [40034005, 304027])
@@ -197,10 +200,11 @@ def test_core_retries_a_rate_limited_send_on_its_own_timer() -> None:
     assert [b["msg_seq"] for b in sent_bodies(h)] == [1, 1]
 
 
-def test_core_refreshes_the_token_on_11244_and_sends_again() -> None:
+@pytest.mark.parametrize("status", [401, 400])
+def test_core_refreshes_the_token_on_11244_and_sends_again(status: int) -> None:
     h = Harness().connect()
     h.token_default = (200, {"access_token": "tok-2", "expires_in": "7200"})
-    h.send_answers = [(401, {"code": 11244, "message": "token not exist or expire"})]
+    h.send_answers = [(status, {"code": 11244, "message": "token not exist or expire"})]
     h.conn.send_message(reply(), h.now)
     h.pump()
     assert len(h.requests_to("/getAppAccessToken")) == 2

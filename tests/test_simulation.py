@@ -187,3 +187,17 @@ def test_a_restart_after_the_resume_window_identifies_and_counts_what_the_platfo
     assert_client_kept_its_promises(report)
     assert (report.restarts, report.identifies) == (1, 2)
     assert report.events_abandoned_by_platform > 0 and report.events_lost == 0
+
+
+def test_the_logs_a_plot_draws_from_agree_with_the_report() -> None:
+    report = Simulation(PLANS["production"], seed=2, days=1).run()
+    down = sum(end - start for start, end in report.outages)
+    assert down == pytest.approx((1 - report.uptime_ratio) * 86400, rel=1e-6, abs=1e-6)
+    assert max(end - start for start, end in report.outages) == pytest.approx(report.longest_outage_s)
+    assert all(a[1] <= b[0] for a, b in zip(report.outages, report.outages[1:]))
+    assert sorted(name for _, name, _ in report.fault_log) == sorted(
+        name for name, count in report.faults_injected.items() for _ in range(count)
+    )
+    assert sum(report.delivered_per_hour.values()) == report.events_delivered
+    assert set(report.delivered_per_hour) <= set(range(25))
+    assert not {"outages", "fault_log", "delivered_per_hour", "timeline"} & set(report.to_dict())

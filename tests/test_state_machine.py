@@ -39,7 +39,7 @@ from qqproto.testing import FakeQQPlatform, PlatformConfig, ServerClose, ServerS
 
 GATEWAY_HOST = "gateway.test"
 EPSILON = 1e-6
-# Close codes after which DESIGN §4 lets the client forget its session and identify.
+# Close codes after which the client may forget its session and identify (docs/protocol.md §5.3).
 DOCUMENTED_CODES = set(range(4000, 4015)) | set(range(4900, 4916))
 IDENTIFY_CODES = {4003, 4005, 4006, 4007, *range(4900, 4914)}
 # Mostly codes that keep the client going; the fatal ones are rare so that runs last.

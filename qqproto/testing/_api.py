@@ -49,7 +49,7 @@ class API:
         return 404, {"code": 404, "message": "not found"}
 
     def authorised(self, credential: str, now: float) -> bool:
-        """True for ``QQBot <token>`` with a token that is valid at ``now`` (reference §7.3)."""
+        """True for ``QQBot <token>`` with a token that is valid at ``now`` (docs/protocol.md §7.3)."""
         scheme, _, token = credential.partition(" ")
         return scheme == "QQBot" and self.tokens.valid(token, now)
 

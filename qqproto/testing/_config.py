@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 __all__ = ["ALL_INTENTS", "PlatformConfig"]
 
-#: Every intent bit in reference §6's table.
+#: Every intent bit in docs/protocol.md §6's table.
 ALL_INTENTS = (
     (1 << 0)
     | (1 << 1)

@@ -1,4 +1,4 @@
-"""Realistic group and C2C message events (reference §10), drawn from one injected rng."""
+"""Realistic group and C2C message events (docs/protocol.md §10), drawn from one injected rng."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ class RateLimit:
 
 
 class SessionStartLimit:
-    """``total`` Identifies per ``window`` seconds, the window opening at the first one (reference §8.1)."""
+    """``total`` Identifies per ``window`` seconds, the window opening at the first one (docs/protocol.md §8.1)."""
 
     def __init__(self, total: int, window: float) -> None:
         self.total = total

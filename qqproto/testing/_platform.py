@@ -1,6 +1,6 @@
 """A sans-IO fake of the QQ bot platform: the token endpoint, ``/gateway``, ``/gateway/bot``
 and the WebSocket gateway on one endpoint, speaking real HTTP/1.1 (h11) and WebSocket
-(wsproto) bytes.  Sections (§) are those of ``reference/qq-protocol.md``; §4.N is step N
+(wsproto) bytes.  Sections (§) are those of ``docs/protocol.md``; §4.N is step N
 of §4's list, §14.N item N of §14's.
 
 | Behaviour | Reference |
@@ -56,7 +56,7 @@ from ._ws_server import Binary, PeerClosed, ProtocolError, Reply, Text, WSServer
 
 __all__ = ["CLOSE_REASONS", "FakeQQPlatform"]
 
-#: Close codes the platform sends and their reasons (reference §5.1, §5.2).
+#: Close codes the platform sends and their reasons (docs/protocol.md §5.1, §5.2).
 CLOSE_REASONS: dict[int, str] = {
     4001: "invalid opcode",
     4002: "invalid payload",
@@ -123,6 +123,8 @@ class FakeQQPlatform:
         self._acks_stopped = False
         self._failing_resumes: tuple[int, bool] = (0, True)
         self._failing_upgrades: tuple[int, int] = (0, 503)
+        #: Answers requests before the platform's own routes do (the control endpoint); None: for others.
+        self.control: Callable[[HTTPRequest, float], tuple[int, object] | None] | None = None
         self._opcodes: dict[int, Callable[[_Socket, object, float], None]] = {
             1: self._heartbeat,
             2: self._identify,
@@ -327,7 +329,10 @@ class FakeQQPlatform:
                 return
             if request is None:
                 break
-            if request.path in GATEWAY_PATHS:
+            control = self.control(request, now) if self.control is not None else None
+            if control is not None:
+                self._answer(sock, *control, now)
+            elif request.path in GATEWAY_PATHS:
                 self._upgrade(sock, request, now)
             elif request.method == "POST" and self.messages.handles(request.path):
                 authorised = self._api.authorised(request.headers.get("authorization", ""), now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
@@ -52,11 +53,18 @@ class Report:
     replies_sent_active: int = 0
     fatal: Optional[str] = None
     timeline: list[TimelineEntry] = field(default_factory=list)
+    #: ``(start, end)`` of every stretch without a live session, in simulated seconds.
+    outages: list[tuple[float, float]] = field(default_factory=list)
+    #: ``(at, fault, value)`` of every fault struck.
+    fault_log: list[tuple[float, str, float]] = field(default_factory=list)
+    #: Dispatches delivered to the application in each simulated hour (hour index → count).
+    delivered_per_hour: Counter[int] = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
-        """The figures as plain JSON types, without the timeline."""
+        """The figures as plain JSON types, without the timeline and the logs drawn from it."""
         data = asdict(self)
-        del data["timeline"]
+        for key in ("timeline", "outages", "fault_log", "delivered_per_hour"):
+            del data[key]
         return data
 
 
@@ -95,6 +103,7 @@ class Uptime:
         if up != self._up:
             if up and self._down_since is not None:
                 self._report.longest_outage_s = max(self._report.longest_outage_s, when - self._down_since)
+                self._report.outages.append((self._down_since, when))
                 self._down_since = None
             elif not up:
                 self._down_since = when
@@ -115,6 +124,7 @@ class Uptime:
             self._close_silent(end)
         if self._down_since is not None:
             self._report.longest_outage_s = max(self._report.longest_outage_s, end - self._down_since)
+            self._report.outages.append((self._down_since, end))
         self._report.uptime_ratio = self._up_time / end if end > 0 else 0.0
 
     def _close_silent(self, when: float) -> None:

@@ -26,6 +26,7 @@ from .._sending import OutgoingMessage, Scene
 from .._state import State
 from ._actions import ServerClose, ServerSend
 from ._dispatches import DispatchGenerator
+from ._faults import strike
 from ._plans import Fault, Plan
 from ._platform import FakeQQPlatform
 from ._sim_process import EXIT_AFTER_CLOSE, BotProcess
@@ -209,6 +210,7 @@ class Simulation:
         if not self.bot.hand(action):
             self._process_died("crash", downtime)
             return
+        self.report.delivered_per_hour[int(self.now // 3600)] += 1
         delay = self.plan.reply_delay
         scene = REPLY_SCENES.get(action.event_type)
         if delay is not None and scene is not None and isinstance(action.data, dict):
@@ -347,46 +349,27 @@ class Simulation:
         if self.now > self.end:
             return
         self._faults_seen[fault.value] += 1
+        self.report.fault_log.append((self.now, fault.value, value))
         now, platform = self.now, self.platform
-        if fault is Fault.RECONNECT:
-            platform.send_reconnect(now)
-        elif fault is Fault.INVALIDATE:
-            platform.invalidate_session(now, resumable=False)
-        elif fault is Fault.INVALIDATE_RESUMABLE:
-            platform.invalidate_session(now, resumable=True)
-        elif fault is Fault.FAIL_RESUMES:
-            platform.fail_next_resumes(int(value), resumable=self._faults.random() < 0.5)
-        elif fault is Fault.DROP:
-            platform.drop_connections(now)
-        elif fault is Fault.SILENCE:
-            platform.go_silent(now)
-        elif fault is Fault.STOP_ACKS:
+        if fault is Fault.STOP_ACKS:
             platform.stop_acks(now)
             self._at(now + value, self._resume_acks)
         elif fault is Fault.OUTAGE:
             self._outage_until = now + value
             for link in self._links.values():
                 link.up = False
-        elif fault is Fault.TOKEN_5XX:
-            platform.fail_token_endpoint(int(value), 503)
-        elif fault is Fault.EXPIRE_TOKENS:
-            platform.expire_tokens(now)
         elif fault is Fault.HOST_STALL:
             self._stall_until = max(self._stall_until, now + value)
         elif fault is Fault.BURST:
             for i in range(int(value)):
                 self._at(now + i * 0.05, self._push_event)
-        elif fault is Fault.CLOSE:
-            platform.close_gateway(int(value), now)
-        elif fault is Fault.SEND_RATE_LIMIT:
-            platform.messages.fail_next(int(value), 22009)
-        elif fault is Fault.FAIL_UPGRADES:
-            platform.drop_connections(now)
-            platform.fail_upgrades(int(value))
         elif fault is Fault.DEPLOY:
             self._deploy(value)
-        elif fault is Fault.CRASH and self.bot.alive:
-            self.bot.crash_pending = value  # it strikes while the application holds the next event
+        elif fault is Fault.CRASH:
+            if self.bot.alive:
+                self.bot.crash_pending = value  # it strikes while the application holds the next event
+        else:
+            strike(platform, fault, value, now, self._faults)
         self._after_platform()
         if mean_interval is not None:
             self._at(now + self._faults.expovariate(1.0 / mean_interval), self._inject, fault, value, mean_interval)

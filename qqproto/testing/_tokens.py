@@ -21,7 +21,7 @@ class Grant:
 
 
 class TokenStore:
-    """Issues and checks tokens (reference §7.2): the same token until the last ``overlap`` seconds."""
+    """Issues and checks tokens (docs/protocol.md §7.2): the same token until the last ``overlap`` seconds."""
 
     def __init__(self, rng: random.Random, ttl: float, overlap: float) -> None:
         self._rng = rng

@@ -161,6 +161,15 @@ async def test_close_4914_raises_gateway_fatal_error(transport: str, lp: Loopbac
     assert lp.counters.ws_connections == 1
 
 
+async def test_fatal_leaves_every_transport_as_the_one_error_class(transport: str, lp: LoopbackPlatform) -> None:
+    config = client_config(lp, client_secret="not-the-secret")
+    with pytest.raises(GatewayFatalError) as raised:
+        async with run(transport, config, lp.client_ssl_context()) as client:
+            await client.next(Dispatch)
+    assert type(raised.value) is GatewayFatalError
+    assert "rejected the credentials" in raised.value.reason and raised.value.close_code is None
+
+
 @pytest.mark.platform(token_ttl=2, token_overlap=1.5)
 async def test_a_token_refresh_leaves_the_session_alone(transport: str, lp: LoopbackPlatform) -> None:
     config = client_config(lp, token_refresh_margin=1.5)

@@ -7,9 +7,6 @@ import threading
 import pytest
 from harness import TIMEOUT, client_config, live_threads, push
 
-import transports.asyncio
-import transports.threaded
-import transports.trio
 from qqproto import Dispatch, Ready
 from qqproto.testing.serve import LoopbackPlatform
 from transports._common import GatewayFatalError
@@ -85,7 +82,14 @@ def test_health_can_be_read_from_any_thread_while_events_flow(lp: LoopbackPlatfo
     assert readings == sorted(readings) and readings[-1] == 300
 
 
-def test_one_fatal_error_class_for_all_transports() -> None:
-    assert transports.asyncio.GatewayFatalError is GatewayFatalError
-    assert transports.trio.GatewayFatalError is GatewayFatalError
-    assert transports.threaded.GatewayFatalError is GatewayFatalError
+def test_the_blocking_iterator_ends_in_the_one_fatal_error_class(lp: LoopbackPlatform) -> None:
+    gateway = GatewayThread(client_config(lp, client_secret="not-the-secret"), lp.client_ssl_context())
+    gateway.start()
+    try:
+        with pytest.raises(GatewayFatalError) as raised:
+            for _ in gateway.events():
+                pass
+    finally:
+        gateway.stop()
+    assert type(raised.value) is GatewayFatalError
+    assert "rejected the credentials" in raised.value.reason

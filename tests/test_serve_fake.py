@@ -1,0 +1,156 @@
+"""``qqproto serve-fake`` driven as another program would: a child process, HTTPS to its control endpoint, a client."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any, Callable, Optional
+from urllib.parse import urlsplit
+
+import pytest
+from test_cli import lines_of, wait_for
+
+from qqproto import Dispatch, GatewayConfig, Ready, ReconnectScheduled, Resumed
+from transports.threaded import GatewayThread
+
+TOKEN = "control-token-for-tests"
+DEADLINE = 20.0
+
+
+class ServedFake:
+    """A running ``qqproto serve-fake`` child: what it printed, and its control endpoint."""
+
+    def __init__(self, *options: str) -> None:
+        command = [sys.executable, "-m", "qqproto_cli", "serve-fake", "--heartbeat-ms", "1000", *options]
+        self.child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.child.stdout is not None
+        lines = lines_of(self.child.stdout)
+        self.printed: dict[str, str] = {}
+        while "control_token" not in self.printed:
+            key, _, value = wait_for(lines, lambda line: True).partition(" ")
+            self.printed[key] = value.strip()
+        self.ssl_context = ssl.create_default_context(cafile=self.printed["ca_pem_path"])
+
+    def control(
+        self, method: str, route: str, body: Optional[dict[str, Any]] = None, token: str = TOKEN
+    ) -> tuple[int, Any]:
+        """One request to the control endpoint; the status and the decoded answer."""
+        url = urlsplit(self.printed["control_url"] + route)
+        conn = http.client.HTTPSConnection(url.hostname or "", url.port, context=self.ssl_context, timeout=DEADLINE)
+        try:
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            conn.request(method, url.path, json.dumps(body).encode() if body is not None else None, headers)
+            answer = conn.getresponse()
+            return answer.status, json.loads(answer.read())
+        finally:
+            conn.close()
+
+    def client_config(self) -> GatewayConfig:
+        return GatewayConfig(
+            app_id=self.printed["app_id"],
+            client_secret=self.printed["client_secret"],
+            api_base=self.printed["api_base"],
+            token_url=self.printed["token_url"],
+            backoff_base=0.05,
+            backoff_cap=0.5,
+            quick_disconnect_limit=100,  # faults a second apart would otherwise call for the long cooldown
+        )
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager would send; the exit status."""
+        self.child.terminate()
+        return self.child.wait(timeout=DEADLINE)
+
+
+@pytest.fixture
+def served(request: pytest.FixtureRequest) -> Iterator[ServedFake]:
+    """serve-fake with the test's options (``indirect`` parametrisation), or none."""
+    fake = ServedFake("--control-token", TOKEN, *getattr(request, "param", ()))
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def next_event(events: Iterator[Any], predicate: Callable[[Any], bool]) -> Any:
+    """Read the client's events until one satisfies ``predicate``, within the deadline."""
+    deadline = time.monotonic() + DEADLINE
+    for event in events:
+        if predicate(event):
+            return event
+        assert time.monotonic() < deadline, "the event never came"
+    raise AssertionError("the client stopped")
+
+
+def test_sigterm_stops_it_cleanly() -> None:
+    fake = ServedFake()
+    assert fake.stop() == 0
+    assert not os.path.exists(fake.printed["ca_pem_path"])
+
+
+def test_the_control_endpoint_refuses_a_wrong_token_and_says_what_is_wrong(served: ServedFake) -> None:
+    assert served.control("GET", "counters", token="guess")[0] == 401
+    status, body = served.control("POST", "events", {"event_id": "nobody-there"})
+    assert status == 409 and "no session" in body["message"]
+    status, body = served.control("POST", "faults", {"fault": "earthquake"})
+    assert status == 400 and "reconnect" in body["message"]
+    assert served.control("GET", "nothing-here")[0] == 404
+
+
+
+
+def test_a_client_in_another_process_gets_pushed_events_and_injected_faults(served: ServedFake) -> None:
+    gateway = GatewayThread(served.client_config(), served.ssl_context)
+    gateway.start()
+    try:
+        events = gateway.events()
+        ready = next_event(events, lambda e: isinstance(e, Ready))
+        status, pushed = served.control("POST", "events", {"event_type": "C2C_MESSAGE_CREATE", "event_id": "ctl-1"})
+        assert status == 200
+        dispatch = next_event(events, lambda e: isinstance(e, Dispatch))
+        assert dispatch.event_id == "ctl-1" and dispatch.seq == pushed["seq"]
+        for fault, cause in [("close", "close_4009"), ("reconnect", "reconnect_request"), ("drop", "connection_lost")]:
+            assert served.control("POST", "faults", {"fault": fault})[0] == 200
+            scheduled = next_event(events, lambda e: isinstance(e, ReconnectScheduled))
+            assert scheduled.cause == cause
+            assert next_event(events, lambda e: isinstance(e, Resumed)).session_id == ready.session_id
+        status, counters = served.control("GET", "counters")
+    finally:
+        gateway.stop()
+    assert status == 200
+    assert counters["faults_struck"] == {"close with a code": 1, "op 7": 1, "TCP drop": 1}
+    assert counters["resumes_ok"] == 3 and counters["identifies"] == 1
+    assert counters["events_pushed"] == 1 and counters["events_sent"] == 1
+
+
+@pytest.mark.parametrize("served", [("--events-per-second", "50")], indirect=True)
+def test_events_flow_without_anyone_pushing_them(served: ServedFake) -> None:
+    gateway = GatewayThread(served.client_config(), served.ssl_context)
+    gateway.start()
+    try:
+        events = gateway.events()
+        next_event(events, lambda e: isinstance(e, Ready))
+        seqs = [next_event(events, lambda e: isinstance(e, Dispatch)).seq for _ in range(50)]
+        status, counters = served.control("GET", "counters")
+    finally:
+        gateway.stop()
+    assert seqs == list(range(seqs[0], seqs[0] + 50))
+    assert status == 200 and counters["events_pushed"] >= 50 and counters["faults_struck"] == {}
+
+
+@pytest.mark.parametrize("served", [("--plan", "hostile", "--plan-speed", "3600")], indirect=True)
+def test_a_plan_strikes_its_faults_on_the_wall_clock(served: ServedFake) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        status, counters = served.control("GET", "counters")
+        assert status == 200
+        if {"op 7", "TCP drop", "half-open silence"} <= set(counters["faults_struck"]):
+            break
+        assert time.monotonic() < deadline, counters["faults_struck"]
+        time.sleep(0.1)
