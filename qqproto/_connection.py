@@ -361,6 +361,11 @@ class QQGatewayConnection:
         return self._token.fetches
 
     @property
+    def access_token(self) -> Optional[str]:
+        """The access token this connection holds, unexpired at the last input; for the bot's other HTTP calls."""
+        return self._token.authorization if self._token.usable(self._now) else None
+
+    @property
     def gateway_url_fetches(self) -> int:
         """How many times ``/gateway/bot`` was asked."""
         return self._gateway.fetches
