@@ -8,6 +8,7 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 from botpy.connection import ConnectionState
+from botpy.errors import ServerError
 from botpy.message import GroupMessage
 from botpy_bots import PLATFORM, EchoBot, bridged, group_message, push, until
 
@@ -181,3 +182,41 @@ def test_two_shards_run_two_connections(transport: str) -> None:
         bot = run_bot(lp, lambda: bridged(lp, EchoBot, transport=transport), scenario)
     assert isinstance(bot, EchoBot)
     assert bot.counts.seen == {"on-0": 1, "on-1": 1}
+
+
+class ReplyOutcomes(Client):
+    """Replies to each group message and keeps what the reply returned or raised."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outcomes: dict[str, Any] = {}
+
+    async def on_group_at_message_create(self, message: GroupMessage) -> None:
+        try:
+            self.outcomes[message.id] = await message.reply(content="pong")
+        except Exception as exc:
+            self.outcomes[message.id] = exc
+
+
+def test_sends_retry_refresh_the_token_and_fail_with_botpys_error() -> None:
+    async def scenario(lp: LoopbackPlatform, bot: Client) -> None:
+        assert isinstance(bot, ReplyOutcomes)
+        lp.call(lambda p, now: p.messages.fail_next(2, 22009))  # too fast, twice: retried with backoff
+        push(lp, "GROUP_AT_MESSAGE_CREATE", "transient")
+        await until(lambda: "transient" in bot.outcomes)
+        lp.call(lambda p, now: p.expire_tokens(now))  # 11244: one fresh token, then sent
+        push(lp, "GROUP_AT_MESSAGE_CREATE", "expired-token")
+        await until(lambda: "expired-token" in bot.outcomes)
+        lp.call(lambda p, now: p.messages.fail_next(1, 304028))  # refused for good
+        push(lp, "GROUP_AT_MESSAGE_CREATE", "refused")
+        await until(lambda: "refused" in bot.outcomes)
+
+    with LoopbackPlatform(config=PLATFORM) as lp:
+        bot = run_bot(lp, lambda: bridged(lp, ReplyOutcomes), scenario)
+        counters = lp.counters
+    assert isinstance(bot, ReplyOutcomes)
+    assert isinstance(bot.outcomes["transient"]["id"], str)
+    assert isinstance(bot.outcomes["expired-token"]["id"], str)
+    refused = bot.outcomes["refused"]
+    assert isinstance(refused, ServerError) and refused.code == 304028 and "304028" in str(refused)
+    assert counters.messages_received == 2 and counters.token_fetches == 2
