@@ -21,6 +21,13 @@ __all__ = ["BridgeAPI", "Sender", "botpy_error"]
 #: Hands a message to the gateway and waits for its outcome: the platform's message id, or the failure.
 Sender = Callable[[OutgoingMessage], Awaitable[Optional[str]]]
 
+#: botpy's method for each scene, and the name of its target argument.
+BOTPY_SENDS: dict[Scene, tuple[str, str]] = {
+    Scene.GROUP: ("post_group_message", "group_openid"),
+    Scene.C2C: ("post_c2c_message", "openid"),
+    Scene.CHANNEL: ("post_message", "channel_id"),
+    Scene.DM: ("post_dms", "guild_id"),
+}
 # Platform codes that mean the token was refused (reference §9.4); botpy raises these as 401s.
 TOKEN_CODES = frozenset({11241, 11242, 11243, 11244})
 
@@ -55,10 +62,8 @@ class BridgeAPI(BotAPI):
         event_id: Optional[str] = None,
         markdown: Any = None,
         keyboard: Any = None,
-    ) -> dict[str, Any]:
-        fields = dict(msg_type=msg_type, content=content, embed=embed, ark=ark, message_reference=message_reference)
-        fields.update(media=media, markdown=markdown, keyboard=keyboard)
-        return await self._post(Scene.GROUP, group_openid, fields, msg_id, msg_seq, event_id)
+    ) -> Any:
+        return await self._post(Scene.GROUP, locals())
 
     async def post_c2c_message(
         self,
@@ -74,10 +79,8 @@ class BridgeAPI(BotAPI):
         event_id: Optional[str] = None,
         markdown: Any = None,
         keyboard: Any = None,
-    ) -> dict[str, Any]:
-        fields = dict(msg_type=msg_type, content=content, embed=embed, ark=ark, message_reference=message_reference)
-        fields.update(media=media, markdown=markdown, keyboard=keyboard)
-        return await self._post(Scene.C2C, openid, fields, msg_id, msg_seq, event_id)
+    ) -> Any:
+        return await self._post(Scene.C2C, locals())
 
     async def post_message(
         self,
@@ -93,12 +96,7 @@ class BridgeAPI(BotAPI):
         markdown: Any = None,
         keyboard: Any = None,
     ) -> Any:
-        fields = dict(content=content, embed=embed, ark=ark, message_reference=message_reference, image=image)
-        fields.update(markdown=markdown, keyboard=keyboard)
-        if file_image is not None:  # a multipart upload: botpy's own request
-            fields.update(file_image=file_image, msg_id=msg_id, event_id=event_id)
-            return await super().post_message(channel_id, **fields)
-        return await self._post(Scene.CHANNEL, channel_id, fields, msg_id, None, event_id)
+        return await self._post(Scene.CHANNEL, locals())
 
     async def post_dms(
         self,
@@ -114,22 +112,19 @@ class BridgeAPI(BotAPI):
         markdown: Any = None,
         keyboard: Any = None,
     ) -> Any:
-        fields = dict(content=content, embed=embed, ark=ark, message_reference=message_reference, image=image)
-        fields.update(markdown=markdown, keyboard=keyboard)
-        if file_image is not None:  # a multipart upload: botpy's own request
-            fields.update(file_image=file_image, msg_id=msg_id, event_id=event_id)
-            return await super().post_dms(guild_id, **fields)
-        return await self._post(Scene.DM, guild_id, fields, msg_id, None, event_id)
+        return await self._post(Scene.DM, locals())
 
-    async def _post(
-        self,
-        scene: Scene,
-        target: str,
-        fields: dict[str, Any],
-        msg_id: Optional[str],
-        msg_seq: Optional[int],
-        event_id: Optional[str],
-    ) -> dict[str, Any]:
-        """Send as botpy would (its null fields included), and answer as botpy did: the sent message's id."""
+    async def _post(self, scene: Scene, arguments: dict[str, Any]) -> Any:
+        """Send as botpy would (its null fields included), and answer as botpy did: the sent message's id.
+
+        A guild message with ``file_image`` is a multipart upload, which stays botpy's own request.
+        """
+        method, target_name = BOTPY_SENDS[scene]
+        fields = {name: value for name, value in arguments.items() if name != "self"}
+        if fields.get("file_image") is not None:
+            return await getattr(super(), method)(**fields)
+        target = fields.pop(target_name)
+        msg_id, msg_seq, event_id = fields.pop("msg_id"), fields.pop("msg_seq", None), fields.pop("event_id")
+        fields.pop("file_image", None)
         message = OutgoingMessage(scene, target, fields, msg_id=msg_id, event_id=event_id, msg_seq=msg_seq)
         return {"id": await self._send(message)}
