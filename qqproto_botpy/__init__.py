@@ -5,7 +5,7 @@ from qqproto_botpy import Client
 ```
 """
 
-from transports._common import GatewayFatalError
+from transports.asyncio import GatewayFatalError
 
 from ._client import Client
 

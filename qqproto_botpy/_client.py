@@ -11,7 +11,7 @@ import asyncio
 import logging
 import ssl
 from collections import OrderedDict
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional
 
 import botpy
 from botpy.connection import ConnectionSession
@@ -31,11 +31,12 @@ from qqproto import (
     Ready,
     Resumed,
 )
-from transports._common import GatewayFatalError
+from transports.asyncio import GatewayFatalError
 
 from ._api import BridgeAPI, botpy_error
 from ._frames import botpy_frame
 from ._http import BridgeHttp, SharedToken
+from ._outcomes import Outcomes
 from ._shards import TRANSPORTS, Shard
 
 __all__ = ["Client"]
@@ -44,8 +45,6 @@ _log = logging.getLogger("qqproto_botpy")
 
 #: How many received message ids are remembered, to date replies to them (``received_at``).
 REMEMBERED_MESSAGES = 10_000
-
-Outcome = Union[MessageSent, MessageFailed]
 
 
 class Client(botpy.Client):
@@ -86,10 +85,9 @@ class Client(botpy.Client):
         self._credentials: Optional[tuple[str, str]] = None
         self._shards: list[Shard] = []
         self._pumps: list[asyncio.Task[None]] = []
-        self._outcomes: dict[tuple[int, int], asyncio.Future[Outcome]] = {}
-        self._unclaimed: dict[tuple[int, int], Outcome] = {}
+        self._outcomes = Outcomes()
         self._received: OrderedDict[str, float] = OrderedDict()
-        self._fatal: Optional[GatewayFatalError] = None
+        self._fatal: Optional[Exception] = None  # what stopped a shard for good
 
     # -- botpy's entry points -------------------------------------------------------------
 
@@ -180,12 +178,7 @@ class Client(botpy.Client):
             if not self._logged_in.is_set():
                 pump.cancel()  # it may be waiting for a login that will never come
         await asyncio.gather(*pumps, return_exceptions=True)
-        error = self._fatal or GatewayFatalError("the client closed before the message was sent", None)
-        for future in self._outcomes.values():
-            if not future.done():
-                future.set_exception(error)
-        self._outcomes.clear()
-        self._unclaimed.clear()
+        self._outcomes.fail_all(self._fatal or GatewayFatalError("the client closed before the message was sent", None))
 
     async def _serve(self) -> None:
         await self._stopped.wait()
@@ -201,7 +194,7 @@ class Client(botpy.Client):
                 if not self._logged_in.is_set():
                     await self._logged_in.wait()
                 self._handle(index, shard, event)
-        except GatewayFatalError as exc:
+        except Exception as exc:  # GatewayFatalError, or the transport itself failed
             _log.error("shard %d stopped for good: %s", index, exc)
             if self._fatal is None:
                 self._fatal = exc
@@ -222,11 +215,7 @@ class Client(botpy.Client):
             except Exception:
                 _log.exception("botpy's parser for %s failed", frame["t"])
         elif isinstance(event, (MessageSent, MessageFailed)):
-            future = self._outcomes.pop((index, event.send_id), None)
-            if future is None:
-                self._unclaimed[(index, event.send_id)] = event
-            elif not future.done():
-                future.set_result(event)
+            self._outcomes.arrived((index, event.send_id), event)
         else:
             _log.debug("shard %d: %s", index, event)
 
@@ -260,12 +249,7 @@ class Client(botpy.Client):
         shard = self._shards[0]
         if message.msg_id is not None:
             message.received_at = self._received.get(message.msg_id)
-        key = (0, shard.send_message(message))
-        outcome = self._unclaimed.pop(key, None)
-        if outcome is None:
-            future: asyncio.Future[Outcome] = self.loop.create_future()
-            self._outcomes[key] = future
-            outcome = await future
+        outcome = await self._outcomes.wait((0, shard.send_message(message)))
         if isinstance(outcome, MessageFailed):
             raise botpy_error(outcome)
         return outcome.message_id
