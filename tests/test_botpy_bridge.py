@@ -100,7 +100,7 @@ def test_two_replies_to_one_message_both_succeed() -> None:
 
     with LoopbackPlatform(config=PLATFORM) as lp:
         bot = run_bot(lp, lambda: bridged(lp, TwiceBot), scenario)
-        received = lp.platform.messages.received
+        received = lp.call(lambda p, now: list(p.messages.received))
     assert isinstance(bot, TwiceBot)
     assert all(isinstance(answer["id"], str) for answer in bot.answers)
     assert [(m.body["msg_id"], m.body["msg_seq"], m.body["content"]) for m in received] == [
