@@ -220,3 +220,19 @@ def test_sends_retry_refresh_the_token_and_fail_with_botpys_error() -> None:
     refused = bot.outcomes["refused"]
     assert isinstance(refused, ServerError) and refused.code == 304028 and "304028" in str(refused)
     assert counters.messages_received == 2 and counters.token_fetches == 2
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_banned_bot_gets_gateway_fatal_error_out_of_start(transport: str) -> None:
+    async def main(lp: LoopbackPlatform) -> None:
+        bot = bridged(lp, EchoBot, transport=transport)
+        running = asyncio.ensure_future(bot.start(appid=PLATFORM.app_id, secret=PLATFORM.client_secret))
+        await until(lambda: lp.counters.ready_sent == 1)
+        lp.call(lambda p, now: p.close_gateway(4915, now))
+        with pytest.raises(GatewayFatalError) as raised:
+            await asyncio.wait_for(running, 10)
+        assert raised.value.close_code == 4915
+        assert bot.is_closed()
+
+    with LoopbackPlatform(config=PLATFORM) as lp:
+        asyncio.run(main(lp))
