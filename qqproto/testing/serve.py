@@ -2,7 +2,9 @@
 
 One background thread runs a selector over non-blocking sockets, feeds the platform bytes
 and ``time.monotonic()``, and fires its timers.  The certificate comes from a throwaway
-``trustme`` CA; :meth:`LoopbackPlatform.client_ssl_context` trusts it.
+``trustme`` CA; :meth:`LoopbackPlatform.client_ssl_context` trusts it.  After the platform's
+Close frame the server waits for the client's (two seconds at most) before TLS close_notify and
+FIN, so a client such as aiohttp reads the platform's close code rather than 1006.
 """
 
 from __future__ import annotations
