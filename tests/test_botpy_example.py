@@ -27,13 +27,14 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
 
 
 @pytest.mark.parametrize("transport", [[], ["--thread"]], ids=["asyncio", "thread"])
-def test_the_example_answers_a_group_message(transport: list[str]) -> None:
+def test_the_example_answers_a_group_message(transport: list[str], tmp_path: Path) -> None:
     with LoopbackPlatform(config=PLATFORM) as lp:
         env = {**os.environ, "QQBOT_APPID": PLATFORM.app_id, "QQBOT_SECRET": PLATFORM.client_secret}
         command = [sys.executable, str(EXAMPLE), "--api-base", lp.api_base, "--token-url", lp.token_url]
         bot = subprocess.Popen(
             [*command, "--ca-file", lp.ca_pem_path, *transport],
             env=env,
+            cwd=tmp_path,  # botpy writes its botpy.log to the working directory
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
