@@ -90,8 +90,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--quick", action="store_true", help="shorter runs: a check in under two minutes")
+    parser.add_argument("--only", choices=["botpy"], help="botpy: plain botpy against qqproto_botpy (~7 min)")
     args = parser.parse_args(argv)
     progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    if args.only == "botpy":
+        from . import botpy_side  # needs the botpy extra
+
+        print(botpy_side.markdown(botpy_side.run(), botpy_side.FULL_PLAN))
+        return 0
     progress(f"the core parses gateway messages with {JSON_PARSER}")
     figures = run_all(QUICK if args.quick else FULL, progress)
     print(json.dumps(rounded(figures)) if args.json else table(figures))

@@ -148,6 +148,12 @@ class SocketHost(abc.ABC):
         """How many times the token endpoint was asked."""
         return self._api.token.fetches
 
+    @property
+    def access_token(self) -> Optional[str]:
+        """The access token this connection holds, unexpired at the last input; for the bot's other HTTP calls."""
+        token = self._api.token
+        return token.authorization if token.usable(self._clock.now) else None
+
     # ------------------------------------------------------------------ for subclasses
 
     @abc.abstractmethod

@@ -40,6 +40,12 @@ def test_a_reply_inside_its_window_is_accepted(desk: MessageDesk) -> None:
     assert desk.received[0].scene == "group" and desk.received[0].target == "g1"
 
 
+def test_an_accepted_send_answers_an_rfc3339_timestamp(desk: MessageDesk) -> None:
+    status, body = desk.answer(post(GROUP, {"content": "x", "msg_id": "g-msg"}), True, 90.0)
+    assert status == 200 and isinstance(body, dict)
+    assert body["timestamp"] == "2025-01-01T00:01:30+08:00"
+
+
 def test_without_a_valid_token_the_answer_is_11244(desk: MessageDesk) -> None:
     assert code_of(desk.answer(post(GROUP, {"content": "x"}), False, NOW)) == 11244
 

@@ -293,6 +293,15 @@ def test_gateway_bot_reports_shards_and_session_start_limit() -> None:
     assert (limit["remaining"], limit["reset_after"]) == (4, (86400 - 3600) * 1000)
 
 
+def test_users_me_answers_the_bot_user_to_a_valid_token() -> None:
+    net = Net()
+    assert net.http("GET", "/users/@me")[1]["code"] == 11244
+    status, body = net.http("GET", "/users/@me", token=net.token())
+    assert status == 200
+    assert (body["id"], body["username"]) == (net.platform.bot_user["id"], net.platform.bot_user["username"])
+    assert {"avatar", "union_openid", "union_user_account"} <= body.keys()
+
+
 def test_session_starts_run_out_and_refill() -> None:
     net = Net(PlatformConfig(session_start_total=1, session_start_window=100.0))
     token = net.token()

@@ -110,3 +110,15 @@ def test_failed_background_refresh_retries_while_the_token_lasts_then_stops() ->
     calls = token_calls(h)
     assert 3 <= calls <= 15
     assert h.conn.state is State.CONNECTED
+
+
+def test_access_token_shows_the_held_token_until_it_expires() -> None:
+    h = Harness()
+    assert h.conn.access_token is None
+    h.token_answers = [(200, {"access_token": "shared", "expires_in": "100"})]
+    h.connect()
+    assert h.conn.access_token == "shared"
+    assert "shared" not in repr(h.conn)
+    h.answer_http = False  # the refresh never gets an answer, so the token runs out
+    h.jump(101)
+    assert h.conn.access_token is None

@@ -158,6 +158,12 @@ class GatewayThread:
         with self._lock:
             return with_store(self._conn.health(time.monotonic()), self._keeper)
 
+    @property
+    def access_token(self) -> Optional[str]:
+        """The access token the connection holds, for the bot's other HTTP calls; safe from any thread."""
+        with self._lock:
+            return self._conn.access_token
+
     def events(self) -> Iterator[Action]:
         """Events as they come, blocking; ends after ``stop()``, raises :class:`GatewayFatalError` on Fatal."""
         while (event := self._events.wait_get()) is not None:

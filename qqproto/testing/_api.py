@@ -1,4 +1,4 @@
-"""The platform's HTTP endpoints: the token endpoint, ``/gateway`` and ``/gateway/bot``."""
+"""The platform's HTTP endpoints: the token endpoint, ``/gateway``, ``/gateway/bot`` and ``/users/@me``."""
 
 from __future__ import annotations
 
@@ -25,8 +25,11 @@ RATE_LIMITED = {"code": 100017, "message": "接口调用超过频率限制"}
 class API:
     """Answers HTTP requests and owns what they share with the gateway: tokens and session starts."""
 
-    def __init__(self, config: PlatformConfig, rng: random.Random, counters: PlatformCounters) -> None:
+    def __init__(
+        self, config: PlatformConfig, rng: random.Random, counters: PlatformCounters, bot_user: dict[str, object]
+    ) -> None:
         self._config = config
+        self._bot_user = bot_user
         self._counters = counters
         self.tokens = TokenStore(rng, config.token_ttl, config.token_overlap)
         self.session_starts = SessionStartLimit(config.session_start_total, config.session_start_window)
@@ -37,6 +40,7 @@ class API:
             ("POST", TOKEN_PATH): self._token,
             ("GET", "/gateway"): self._gateway,
             ("GET", "/gateway/bot"): self._gateway_bot,
+            ("GET", "/users/@me"): self._me,
         }
 
     def answer(self, request: HTTPRequest, now: float) -> Answer:
@@ -98,6 +102,19 @@ class API:
                 },
             },
         )
+
+    def _me(self, request: HTTPRequest, now: float) -> Answer:
+        """The bot's own user, as ``GET /users/@me`` answers it (DOC ``openapi/user/me.md``)."""
+        if not self.authorised(request.headers.get("authorization", ""), now):
+            return 401, TOKEN_MISSING
+        user = self._bot_user
+        return 200, {
+            "id": user["id"],
+            "username": user["username"],
+            "avatar": "",
+            "union_openid": "",
+            "union_user_account": "",
+        }
 
     def _refusal(self, request: HTTPRequest, now: float) -> Answer | None:
         self._counters.gateway_calls += 1

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
-
 from ._json import dumps
+from ._time import EPOCH, platform_time
 
 __all__ = ["DispatchGenerator"]
 
-_BEIJING = timezone(timedelta(hours=8))
 _WORDS = (
     "你好", "机器人", "今天", "天气", "怎么样", "帮我", "查一下", "明天", "的", "会议", "安排",
     "谢谢", "收到", "好的", "图片", "文件", "翻译", "总结", "一下", "这段", "内容", "为什么",
@@ -29,7 +27,7 @@ class DispatchGenerator:
     image attachment.  Timestamps are ``epoch + now`` in RFC 3339 (Beijing time).
     """
 
-    def __init__(self, rng: random.Random, *, users: int = 64, groups: int = 8, epoch: float = 1735660800.0) -> None:
+    def __init__(self, rng: random.Random, *, users: int = 64, groups: int = 8, epoch: float = EPOCH) -> None:
         self._rng = rng
         self._epoch = epoch
         self._users = [self._hex(32) for _ in range(users)]
@@ -54,7 +52,7 @@ class DispatchGenerator:
             event_type = "C2C_MESSAGE_CREATE"
             data["author"] = {"id": user, "user_openid": user}
             data["content"] = ""
-        data["timestamp"] = datetime.fromtimestamp(self._epoch + now, _BEIJING).isoformat(timespec="seconds")
+        data["timestamp"] = platform_time(now, self._epoch)
         if rng.random() < 0.15:
             data["attachments"] = [self._image()]
         self._fill(data)

@@ -10,7 +10,7 @@
 | the same ``msg_id`` + ``msg_seq`` twice → 400, code 40054005 | §11.1, §11.3 |
 | too many messages in the rate window → 400, code 22009 (HTTP status UNCONFIRMED) | §11.3 |
 | no ``msg_id``/``event_id`` when active messages are off → 400, code 40034102 | §11.2 |
-| success → 200 ``{"id", "timestamp"}``; every answer carries ``X-Tps-Trace-Id`` | §9.3, §11.1 |
+| success → 200 ``{"id", "timestamp"}``, ``timestamp`` in RFC 3339; every answer carries ``X-Tps-Trace-Id`` | §9.3, §11.1 |
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ._counters import PlatformCounters
 from ._http_server import HTTPRequest
 from ._json import loads
 from ._limits import RateLimit
+from ._time import platform_time
 
 __all__ = ["MessageDesk", "ReceivedMessage", "SCENE_OF_EVENT"]
 
@@ -98,7 +99,7 @@ class MessageDesk:
         self.received.append(ReceivedMessage(scene, target, body, now))
         self._counters.messages_received += 1
         self._next_id += 1
-        return 200, {"id": f"msg-{self._next_id}", "timestamp": int(now)}
+        return 200, {"id": f"msg-{self._next_id}", "timestamp": platform_time(now)}
 
     def _refuse(self, request: HTTPRequest, authorised: bool, scene: str, now: float) -> Optional[Answer]:
         if not authorised:

@@ -10,6 +10,7 @@ of §4's list, §14.N item N of §14's.
 | the same token while more than ``token_overlap`` s remain; inside that window a new one, the old one valid until its own expiry | §7.2 |
 | wrong appId/secret or a bad body → HTTP 401 ``{"code": 100016, "message": "invalid appid or secret"}`` | §7.1 (code and HTTP status UNCONFIRMED) |
 | ``fail_token_endpoint``: the next calls answer the given status with ``{"code", "message"}`` | §9.1 |
+| ``GET /users/@me`` → the bot's ``id``, ``username``, ``avatar``, ``union_openid``, ``union_user_account`` | DOC ``openapi/user/me.md`` (not in the reference) |
 | ``GET /gateway`` → ``{"url"}``; ``GET /gateway/bot`` → ``url``, ``shards``, ``session_start_limit`` (``total``, ``remaining``, ``reset_after`` in ms, ``max_concurrency``) | §8.1 |
 | both need ``Authorization: QQBot <valid token>``, else 401 ``{"code": 11244, "message": "token not exist or expire"}`` | §7.3, §9.4 |
 | past ``gateway_rate_limit`` → HTTP 400 ``{"code": 100017, "message": "接口调用超过频率限制"}`` | §8.4 (UNCONFIRMED) |
@@ -95,6 +96,8 @@ class _Socket:
         self.closing = False
         self.heartbeat_deadline: float | None = None
         self.end_of_life: float | None = None
+        #: A Close frame of ours went out: the client owes its answer before TCP closes.
+        self.close_frame_sent = False
         #: Output held back until its due time; None stands for closing the socket.
         self.outbox: list[tuple[float, bytes | None]] = []
 
@@ -111,7 +114,7 @@ class FakeQQPlatform:
         self.abandoned_event_ids: set[str] = set()
         self.bot_user = {"id": str(rng.randrange(10**18, 10**19)), "username": "qqproto测试机器人", "bot": True}
         self._rng = rng
-        self._api = API(self.config, rng, self.counters)
+        self._api = API(self.config, rng, self.counters, self.bot_user)
         #: The message endpoints, and every message they accepted (``messages.received``).
         self.messages = MessageDesk(self.counters, self.config.send_rate_limit, self.config.allow_active_messages)
         self._sockets: dict[int, _Socket] = {}
@@ -594,6 +597,7 @@ class FakeQQPlatform:
         if code is not None and sock.ws is not None and sock.ws.open:
             self._send(sock, sock.ws.close(code, reason or CLOSE_REASONS.get(code, "")), now)
             self._count_close(code)
+            sock.close_frame_sent = True
         sock.closing = True
         sock.heartbeat_deadline = sock.end_of_life = None
         self._detach(sock, now)
@@ -604,7 +608,7 @@ class FakeQQPlatform:
 
     def _forget(self, sock: _Socket) -> None:
         del self._sockets[sock.conn_id]
-        self._actions.append(ServerClose(sock.conn_id))
+        self._actions.append(ServerClose(sock.conn_id, sock.close_frame_sent))
 
     def _count_close(self, code: int) -> None:
         self.counters.close_codes_sent[code] = self.counters.close_codes_sent.get(code, 0) + 1

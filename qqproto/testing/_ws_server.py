@@ -9,10 +9,20 @@ from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from wsproto.utilities import generate_accept_token
 
-from .._frames import OPCODE_TEXT, SIMPLE_TEXT, encode_frame, frame_extent, unmask
+from .._frames import OPCODE_CLOSE, OPCODE_TEXT, SIMPLE_TEXT, encode_frame, frame_extent, unmask
 from ._http_server import HTTPRequest
 
-__all__ = ["Binary", "PeerClosed", "ProtocolError", "Reply", "Text", "WSInput", "WSServer", "handshake_headers"]
+__all__ = [
+    "Binary",
+    "PeerClosed",
+    "ProtocolError",
+    "Reply",
+    "Text",
+    "WSInput",
+    "WSServer",
+    "handshake_headers",
+    "holds_close_frame",
+]
 
 MAX_MESSAGE = 1024 * 1024
 
@@ -74,6 +84,17 @@ def handshake_headers(request: HTTPRequest) -> list[tuple[bytes, bytes]] | None:
         (b"connection", b"Upgrade"),
         (b"sec-websocket-accept", generate_accept_token(key.encode("latin-1"))),
     ]
+
+
+def holds_close_frame(data: bytes | bytearray) -> bool:
+    """True once ``data``, the bytes a client sent after our Close frame, holds its Close frame."""
+    pos = 0
+    while (extent := frame_extent(data, pos)) is not None:
+        first, header, length, _ = extent
+        if first & 0x0F == OPCODE_CLOSE:
+            return True
+        pos += header + length
+    return False
 
 
 class WSServer:

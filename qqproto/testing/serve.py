@@ -2,7 +2,9 @@
 
 One background thread runs a selector over non-blocking sockets, feeds the platform bytes
 and ``time.monotonic()``, and fires its timers.  The certificate comes from a throwaway
-``trustme`` CA; :meth:`LoopbackPlatform.client_ssl_context` trusts it.
+``trustme`` CA; :meth:`LoopbackPlatform.client_ssl_context` trusts it.  After the platform's
+Close frame the server waits for the client's (two seconds at most) before TLS close_notify and
+FIN, so a client such as aiohttp reads the platform's close code rather than 1006.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ._actions import ServerSend
 from ._config import PlatformConfig
 from ._counters import PlatformCounters
 from ._platform import FakeQQPlatform
+from ._ws_server import holds_close_frame
 
 __all__ = ["LoopbackPlatform"]
 
@@ -37,6 +40,8 @@ HOST = "127.0.0.1"
 READ_SIZE = 65536
 #: How long a socket the platform closed may keep sending before it is closed regardless.
 LINGER = 2.0
+#: How long the client of a closed WebSocket has to answer our Close frame before TCP closes anyway.
+CLOSE_ANSWER_DEADLINE = 2.0
 
 _Call = tuple[Callable[[FakeQQPlatform, float], Any], concurrent.futures.Future[Any]]
 
@@ -51,6 +56,8 @@ class _Peer:
         self.eof = False
         self.closing = False
         self.linger_until: float | None = None
+        self.close_answer_due = False
+        self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.events = 0
 
@@ -236,6 +243,8 @@ class LoopbackPlatform:
     def _on_peer(self, peer: _Peer, mask: int) -> None:
         if peer.handshaking:
             self._handshake(peer)
+        elif peer.close_answer_due:
+            self._await_close_answer(peer)
         elif peer.linger_until is not None:
             self._linger(peer)
         else:
@@ -285,6 +294,7 @@ class LoopbackPlatform:
                 peer.outbuf += action.data
             else:
                 peer.closing = True
+                peer.close_answer_due = action.answer_due
             touched[peer.conn_id] = peer
         for peer in touched.values():
             if self._peers.get(peer.conn_id) is peer:
@@ -303,10 +313,29 @@ class LoopbackPlatform:
                 self._lost(peer)
                 return
             del peer.outbuf[:sent]
-        if peer.closing and not peer.outbuf:
+        if peer.closing and not peer.outbuf and peer.close_answer_due:
+            peer.linger_until = time.monotonic() + CLOSE_ANSWER_DEADLINE
+            self._watch(peer, selectors.EVENT_READ)
+            self._await_close_answer(peer)
+        elif peer.closing and not peer.outbuf:
             self._start_linger(peer)
         else:
             self._watch(peer)
+
+    def _await_close_answer(self, peer: _Peer) -> None:
+        """Read until the client's Close frame (or EOF) arrives, then close TCP; past the deadline, timers drop it."""
+        try:
+            while data := peer.sock.recv(READ_SIZE):
+                peer.inbuf += data
+                if holds_close_frame(peer.inbuf):
+                    break
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return
+        except OSError:
+            self._forget(peer)
+            return
+        peer.close_answer_due = False
+        self._start_linger(peer)
 
     def _start_linger(self, peer: _Peer) -> None:
         """Send close_notify and FIN, then read until the client closes too (or ``LINGER``)."""
