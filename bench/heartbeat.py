@@ -10,7 +10,7 @@ import trio
 
 import transports.asyncio
 import transports.trio
-from qqproto import Action, GatewayConfig
+from qqproto import Action, GatewayConfig, Health
 from qqproto.testing import PlatformConfig
 from transports.threaded import GatewayThread
 
@@ -45,8 +45,16 @@ def block(seconds: float) -> tuple[float, float]:
     return start, time.monotonic()
 
 
-async def _blocks(sleep: Callable[[float], Awaitable[None]], period: float, blocks: int) -> Windows:
-    """Calm, block, calm, ..., block, calm: the application's side of every run; the blocks' windows."""
+async def _blocks(
+    sleep: Callable[[float], Awaitable[None]], health: Callable[[], Health], period: float, blocks: int
+) -> Windows:
+    """Once connected: calm, block, calm, ..., block, calm: the application's side of every run; the blocks' windows.
+
+    A block before the session is up would measure the connect, not the heartbeats (and, on a
+    slow machine, leave no beat to measure at all).
+    """
+    while not health().connected:
+        await sleep(period / 10)
     windows = []
     for _ in range(blocks):
         await sleep(CALM_PERIODS * period)
@@ -66,7 +74,7 @@ def on_asyncio(server: Server, period: float, blocks: int) -> Windows:
     async def main() -> Windows:
         async with transports.asyncio.open_gateway(client_config(server, period), server.ssl_context()) as gateway:
             consumer = asyncio.create_task(_drain(gateway))
-            windows = await _blocks(asyncio.sleep, period, blocks)
+            windows = await _blocks(asyncio.sleep, gateway.health, period, blocks)
             consumer.cancel()
         return windows
 
@@ -80,7 +88,7 @@ def on_trio(server: Server, period: float, blocks: int) -> Windows:
         async with transports.trio.open_gateway(client_config(server, period), server.ssl_context()) as gateway:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_drain, gateway)
-                windows = await _blocks(trio.sleep, period, blocks)
+                windows = await _blocks(trio.sleep, gateway.health, period, blocks)
                 nursery.cancel_scope.cancel()
         return windows
 
@@ -92,7 +100,7 @@ def on_thread(server: Server, period: float, blocks: int) -> Windows:
 
     async def main(gateway: GatewayThread) -> Windows:
         consumer = asyncio.create_task(_drain(gateway.aiter_events()))
-        windows = await _blocks(asyncio.sleep, period, blocks)
+        windows = await _blocks(asyncio.sleep, gateway.health, period, blocks)
         consumer.cancel()
         return windows
 
