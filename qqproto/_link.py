@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
+from ._close_codes import RECONNECT_REQUEST
 from ._config import GatewayConfig
 from ._events import HeartbeatAcked, HeartbeatSent, Ready, Resumed, new_dispatch
 from ._gateway_url import GatewayUrlCache
@@ -156,7 +157,8 @@ class Link:
         return None
 
     def _on_reconnect(self, payload: Payload, now: float) -> Optional[Ending]:
-        why = Disconnect("reconnect_request", "the gateway asked for a reconnect (op 7)", True, immediate=True)
+        rule = RECONNECT_REQUEST
+        why = Disconnect("reconnect_request", rule.meaning, True, immediate=True, instruction=rule.instruction)
         return Drop(RECONNECT_CLOSE_CODE, why)
 
     def _on_invalid_session(self, payload: Payload, now: float) -> Optional[Ending]:
