@@ -87,7 +87,7 @@ def test_connect_reads_the_secret_from_the_environment_only(capsys: pytest.Captu
 
 
 def test_connect_prints_json_lines_and_keeps_a_health_file(tmp_path: Path) -> None:
-    config = PlatformConfig(heartbeat_interval_ms=500)
+    config = PlatformConfig(heartbeat_interval_ms=1000)
     health_file = tmp_path / "health.json"
     with LoopbackPlatform(config=config) as loopback:
         command = [
