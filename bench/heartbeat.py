@@ -34,7 +34,9 @@ def client_config(server: Server, period: float) -> GatewayConfig:
 
     Without it the blocks, two periods apart, would read as a flapping connection and earn its cooldown.
     """
-    return server.client_config(healthy_after=period, quick_disconnect_window=period)
+    return server.client_config(
+        healthy_after=period, quick_disconnect_window=period, heartbeat_interval_bounds=(0.05, 600.0)
+    )
 
 
 def block(seconds: float) -> tuple[float, float]:

@@ -1,4 +1,10 @@
-"""What the client does after the gateway closes its socket: every code of reference §5 as data."""
+"""What the client does after the gateway closes its socket: every code of reference §5 as data.
+
+A rule marked ``instruction`` is the platform telling a live session to reconnect (4009, and
+op 7 as :data:`RECONNECT_REQUEST`): after READY or RESUMED it is no storm, so it never counts
+as a quick disconnect toward the long cooldown. Everything else that ends a socket quickly
+does: a connection refused or dropped before its session exists, or one that dies without a word.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Optional
 
-__all__ = ["CloseAction", "CloseRule", "CLOSE_RULES", "rule_for_close"]
+__all__ = ["CloseAction", "CloseRule", "CLOSE_RULES", "RECONNECT_REQUEST", "rule_for_close"]
 
 
 class CloseAction(enum.Enum):
@@ -21,10 +27,11 @@ class CloseAction(enum.Enum):
 
 @dataclass(frozen=True)
 class CloseRule:
-    """How to answer one close code, and what it means in words a user can act on."""
+    """How to answer one close code, what it means in words a user can act on, and whether it is an instruction."""
 
     action: CloseAction
     meaning: str
+    instruction: bool = False
 
 
 _R = CloseAction.RESUME
@@ -43,7 +50,7 @@ CLOSE_RULES: dict[int, CloseRule] = {
     4006: CloseRule(_I, "the session id is no longer valid"),
     4007: CloseRule(_I, "the resume sequence number was invalid"),
     4008: CloseRule(_C, "payloads were sent too fast"),
-    4009: CloseRule(_R, "the connection expired (session timed out)"),
+    4009: CloseRule(_R, "the connection expired (session timed out)", instruction=True),
     4010: CloseRule(
         _F,
         "the shard is invalid: check GatewayConfig.shard against the 'shards' that /gateway/bot suggests",
@@ -68,6 +75,8 @@ CLOSE_RULES: dict[int, CloseRule] = {
     4915: CloseRule(_F, "the bot is banned: apply for an unban in the QQ bot console before reconnecting"),
 }
 
+#: Op 7: the platform asks for a reconnect; handled like a close, by the same rule.
+RECONNECT_REQUEST = CloseRule(_R, "the gateway asked for a reconnect (op 7)", instruction=True)
 _DROPPED = CloseRule(_R, "the connection dropped without a gateway close code")
 _UNKNOWN = CloseRule(_I, "unknown close code")
 

@@ -51,6 +51,8 @@ class GatewayConfig:
     # Heartbeats: beat every Hello interval x ratio; a late timer past the threshold is reported.
     heartbeat_ratio: float = 0.8
     late_timer_threshold: float = 1.0
+    # Hello's heartbeat_interval outside (low, high) seconds is clamped into it: never a beat storm.
+    heartbeat_interval_bounds: tuple[float, float] = (1.0, 600.0)
 
     # Deadlines on every wait.
     connect_timeout: float = 10.0
@@ -134,6 +136,8 @@ class GatewayConfig:
             _check(getattr(self, name) > 0, f"{name} must be positive")
         low, high = self.invalid_session_delay
         _check(0 <= low <= high, "invalid_session_delay must be a (low, high) range with 0 <= low <= high")
+        low, high = self.heartbeat_interval_bounds
+        _check(0 < low <= high, "heartbeat_interval_bounds must be a (low, high) range in seconds with 0 < low <= high")
         for name in (
             "quick_disconnect_limit",
             "resume_failure_limit",

@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
+from ._close_codes import RECONNECT_REQUEST
 from ._config import GatewayConfig
 from ._events import HeartbeatAcked, HeartbeatSent, Ready, Resumed, new_dispatch
 from ._gateway_url import GatewayUrlCache
@@ -28,8 +29,6 @@ __all__ = ["Link", "Drop", "PeerClosed", "Broken", "Ending", "RECONNECT_CLOSE_CO
 RECONNECT_CLOSE_CODE = 3000
 # Close code for a gateway message that cannot be read.
 BAD_DATA_CLOSE_CODE = 1007
-# A Hello interval beyond a day is nonsense; it is cut to this many milliseconds.
-MAX_HELLO_INTERVAL_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,8 @@ class Link:
         return None
 
     def _on_reconnect(self, payload: Payload, now: float) -> Optional[Ending]:
-        why = Disconnect("reconnect_request", "the gateway asked for a reconnect (op 7)", True, immediate=True)
+        rule = RECONNECT_REQUEST
+        why = Disconnect("reconnect_request", rule.meaning, True, immediate=True, instruction=rule.instruction)
         return Drop(RECONNECT_CLOSE_CODE, why)
 
     def _on_invalid_session(self, payload: Payload, now: float) -> Optional[Ending]:
@@ -176,8 +176,10 @@ class Link:
         d = payload.d
         interval_ms = d.get("heartbeat_interval") if isinstance(d, dict) else None
         if isinstance(interval_ms, bool) or not isinstance(interval_ms, (int, float)) or not interval_ms > 0:
-            raise BadPayload("Hello has no positive heartbeat_interval")
-        interval = min(interval_ms, MAX_HELLO_INTERVAL_MS) / 1000.0 * self._config.heartbeat_ratio
+            raise BadPayload(f"Hello has no positive heartbeat_interval (got {interval_ms!r:.40})")
+        # About 41 s in practice (reference §3); anything far off is clamped, so it never makes a beat storm.
+        low, high = self._config.heartbeat_interval_bounds
+        interval = min(max(interval_ms, low * 1000.0), high * 1000.0) / 1000.0 * self._config.heartbeat_ratio
         self._gateway.connect_succeeded()
         self.heartbeat = Heartbeat(interval, now)
         self.beat_at = self.heartbeat.due_at

@@ -20,13 +20,17 @@ _NOT_A_RESUME_FAILURE = frozenset({"reconnect_request"})
 
 @dataclass(frozen=True)
 class Disconnect:
-    """Why a gateway socket ended and how to come back: ``cause`` is the key it is counted by."""
+    """Why a gateway socket ended and how to come back: ``cause`` is the key it is counted by.
+
+    ``instruction``: the platform asked for it (a rule marked so in the close-code table).
+    """
 
     cause: str
     reason: str
     resume: bool
     immediate: bool = False
     floor: float = 0.0
+    instruction: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ def disconnect_for_close(code: Optional[int], reason: str, config: GatewayConfig
         resume=action is not CloseAction.IDENTIFY,
         immediate=action is CloseAction.RESUME,
         floor=config.cooldown if action is CloseAction.RESUME_AFTER_COOLDOWN else 0.0,
+        instruction=rule.instruction,
     )
 
 
@@ -72,9 +77,9 @@ class Recovery:
         since = session.connected_since
         if since is not None and now - since >= self._config.healthy_after:
             self.backoff.reset()
-        # Only a session the platform let in and then dropped counts as a quick disconnect;
-        # failed connects have the backoff of their own.
-        self.backoff.connection_ended(lived)
+        # A socket that got past Hello and then ended counts toward the long cooldown, unless the
+        # platform instructed a live session to reconnect; failed connects have their own backoff.
+        self.backoff.connection_ended(None if why.instruction and since is not None else lived)
         session.connected_since = None
         resume = why.resume
         if resuming and why.cause not in _NOT_A_RESUME_FAILURE:

@@ -38,7 +38,7 @@ def test_quick_disconnects_cool_down_for_a_minute() -> None:
     h.advance(CONFIG.healthy_after)
     for _ in range(CONFIG.quick_disconnect_limit + 1):  # the first close ends a healthy session
         h.advance_until(lambda: h.conn.state is State.CONNECTED)
-        h.server_close(4009)  # resumed, then closed again within seconds
+        h.deliver(h.ws_id(), b"")  # resumed, then dropped without a word within seconds
     scheduled = h.of_type(ReconnectScheduled)
     assert scheduled[-1].delay >= CONFIG.cooldown
     assert all(s.delay < CONFIG.cooldown for s in scheduled[:-1])
@@ -49,7 +49,7 @@ def test_quick_disconnects_that_go_on_double_the_cooldown_up_to_its_cap() -> Non
     delays = []
     for _ in range(CONFIG.quick_disconnect_limit + 8):
         h.advance_until(lambda: h.conn.state is State.CONNECTED, limit=4000)
-        h.server_close(4009)
+        h.deliver(h.ws_id(), b"")
         delays.append(h.of_type(ReconnectScheduled)[-1].delay)
     cooled = delays[CONFIG.quick_disconnect_limit - 1 :]
     assert cooled[0] >= CONFIG.cooldown

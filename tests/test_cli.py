@@ -111,7 +111,7 @@ def connect_command(loopback: LoopbackPlatform, app_id: str, transport: str, hea
 
 
 def test_connect_prints_json_lines_and_keeps_a_health_file(tmp_path: Path) -> None:
-    config = PlatformConfig(heartbeat_interval_ms=500)
+    config = PlatformConfig(heartbeat_interval_ms=1000)
     health_file = tmp_path / "health.json"
     with LoopbackPlatform(config=config) as loopback:
         command = connect_command(loopback, config.app_id, "thread", health_file)

@@ -49,6 +49,7 @@ def client_config(lp: LoopbackPlatform, **overrides: Any) -> GatewayConfig:
         invalid_session_delay=(0.05, 0.2),
         late_timer_threshold=0.2,
         healthy_after=0.5,
+        heartbeat_interval_bounds=(0.05, 600.0),
     )
     settings.update(overrides)
     return GatewayConfig(**settings)
