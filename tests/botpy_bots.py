@@ -30,6 +30,7 @@ FAST = dict(
     invalid_session_delay=(0.05, 0.2),
     healthy_after=0.5,
     quick_disconnect_limit=100,
+    heartbeat_interval_bounds=(0.05, 600.0),  # obey the fake's 500 ms Hello rather than clamp it to 1 s
 )
 INTENTS = botpy.Intents(public_messages=True, public_guild_messages=True)
 
