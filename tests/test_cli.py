@@ -142,7 +142,7 @@ TRANSPORTS = ["thread", "asyncio", "trio"]
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_wrong_secret_leaves_a_fatal_health_file(transport: str, tmp_path: Path) -> None:
-    config = PlatformConfig(heartbeat_interval_ms=500)
+    config = PlatformConfig(heartbeat_interval_ms=1000)  # the core clamps a Hello under 1 s
     health_file = tmp_path / "health.json"
     with LoopbackPlatform(config=config) as loopback:
         command = connect_command(loopback, config.app_id, transport, health_file)
@@ -175,7 +175,7 @@ def connected_child(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_fatal_close_after_connecting_is_the_last_word_of_the_health_file(transport: str, tmp_path: Path) -> None:
-    config = PlatformConfig(heartbeat_interval_ms=500)
+    config = PlatformConfig(heartbeat_interval_ms=1000)  # the core clamps a Hello under 1 s
     health_file = tmp_path / "health.json"
     with LoopbackPlatform(config=config) as lp, connected_child(lp, config, transport, health_file) as child:
         deadline = time.monotonic() + 10
@@ -193,7 +193,7 @@ def test_a_fatal_close_after_connecting_is_the_last_word_of_the_health_file(tran
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_being_stopped_leaves_a_closed_health_file(transport: str, stop: signal.Signals, tmp_path: Path) -> None:
     """SIGTERM and Ctrl-C are how a bot is meant to be stopped: a graceful close, and status 0."""
-    config = PlatformConfig(heartbeat_interval_ms=500)
+    config = PlatformConfig(heartbeat_interval_ms=1000)  # the core clamps a Hello under 1 s
     health_file = tmp_path / "health.json"
     with LoopbackPlatform(config=config) as lp, connected_child(lp, config, transport, health_file) as child:
         child.send_signal(stop)
@@ -203,7 +203,7 @@ def test_being_stopped_leaves_a_closed_health_file(transport: str, stop: signal.
 
 
 def test_a_closed_stdout_ends_connect_quietly(tmp_path: Path) -> None:
-    config = PlatformConfig(heartbeat_interval_ms=500)
+    config = PlatformConfig(heartbeat_interval_ms=1000)  # the core clamps a Hello under 1 s
     health_file = tmp_path / "health.json"
     with LoopbackPlatform(config=config) as loopback:
         command = connect_command(loopback, config.app_id, "thread", health_file)
