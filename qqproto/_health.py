@@ -31,6 +31,15 @@ class Health:
     token_expires_in: Optional[float] = None
     fatal_reason: Optional[str] = None
     fatal_close_code: Optional[int] = None
+    #: "websocket", or "webhook" for a callback server; the fields below are the webhook's.
+    mode: str = "websocket"
+    #: The ``now`` (Unix time in webhook mode) of the last event handed out, and its age.
+    last_event_at: Optional[float] = None
+    last_event_age: Optional[float] = None
+    accepted_requests: int = 0
+    duplicate_requests: int = 0
+    rejected_requests: int = 0
+    rejections_by_reason: dict[str, int] = field(default_factory=dict)
 
     @property
     def alive(self) -> bool:
