@@ -24,8 +24,9 @@ from typing import Any, Callable, ContextManager, Coroutine, Optional
 from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection
 
 from ._common import DEFAULT_MAX_PENDING_EVENTS, Driver, EventQueue, GatewayFatalError, describe
+from ._webhook_gateway import WebhookGateway, open_asyncio_webhook as open_webhook  # needs the webhook extra
 
-__all__ = ["Gateway", "GatewayFatalError", "open_gateway"]
+__all__ = ["Gateway", "GatewayFatalError", "WebhookGateway", "open_gateway", "open_webhook"]
 
 
 def open_gateway(
