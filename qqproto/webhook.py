@@ -263,8 +263,8 @@ class WebhookReceiver:
             self._seen[event_id] = now
         self.counts[Outcome.DISPATCH] += 1
         self.last_event_at = now
-        if type(seq) is int:
-            self.last_seq = seq
+        if type(seq) is int and (self.last_seq is None or seq > self.last_seq):
+            self.last_seq = seq  # callbacks may come out of order: the highest seen
         known_id = event_id if isinstance(event_id, str) else None
         event = Dispatch(event_type, payload.get("d"), seq if type(seq) is int else 0, known_id)
         return WebhookAnswer(200, ACK, event, outcome=Outcome.DISPATCH, event_id=known_id)

@@ -134,6 +134,8 @@ class WebhookApp:
             path = path[len(root) :] or "/"
         refusal = self.receiver.check_head(scope["method"], path, headers)
         if refusal is not None:
+            if refusal.outcome is not Outcome.TOO_LARGE:
+                await self._read_body(receive)  # a small body, read so the connection can be kept
             await _respond(send, refusal.status, refusal.body)
             return
         body = await self._read_body(receive)
@@ -226,8 +228,11 @@ def _answer(answer: WebhookAnswer) -> tuple[int, bytes]:
 
 async def _respond(send: Send, status: int, body: bytes) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    try:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    except OSError:
+        pass  # the connection broke while closing (say, a body still arriving after a 413): nothing left to tell
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
