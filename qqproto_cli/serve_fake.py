@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ssl
 import threading
 from typing import Any
 
@@ -16,6 +17,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--heartbeat-ms", type=int, default=41250, help="Hello's heartbeat_interval (default 41250)")
     parser.add_argument("--session-lifetime", type=float, default=None, help="close each socket with 4009 after N s")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the platform")
+    parser.add_argument("--webhook-url", metavar="URL", help="push events to this callback URL (op 13 validation first)")
+    parser.add_argument("--webhook-ca", metavar="PEM", help="trust this CA for the callback URL's certificate")
     parser.set_defaults(run=run)
 
 
@@ -29,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"ca_pem_path    {loopback.ca_pem_path}")
         print(f"app_id         {config.app_id}")
         print(f"client_secret  {config.client_secret}")
+        if args.webhook_url:
+            context = ssl.create_default_context(cafile=args.webhook_ca)
+            loopback.push_to(args.webhook_url, context)
+            print(f"webhook_url    {args.webhook_url} (events are pushed there, not to the gateway)")
         print("Trust ca_pem_path in your client's SSL context. Ctrl-C stops the server.", flush=True)
         try:
             threading.Event().wait()
