@@ -11,7 +11,7 @@ from typing import Callable, Optional, Union
 
 from qqproto._payloads import JSON_PARSER
 
-from . import decode, e2e, heartbeat, memory, recovery, sim, wakeups
+from . import decode, e2e, heartbeat, memory, recovery, sim, wakeups, webhook
 from ._settings import FULL, QUICK, Settings
 from ._stats import Figures
 
@@ -29,6 +29,9 @@ GOALS: dict[str, Optional[tuple[str, float]]] = {
     "memory_per_connection_bytes": ("<=", 32768.0),
     "idle_wakeups_per_minute": ("<=", 1.05),
     "sim_speed": (">=", 500000.0),
+    "webhook_app_vs_aiohttp": (">=", 1.0),
+    "webhook_verify_floor_vs_app": None,
+    "webhook_e2e_events_per_second": None,
 }
 BENCHMARKS: dict[str, Callable[[Settings], Figures]] = {
     "decode": decode.run,
@@ -38,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[Settings], Figures]] = {
     "memory": memory.run,
     "wakeups": wakeups.run,
     "sim": sim.run,
+    "webhook": webhook.run,
 }
 _COMPARE = {">=": operator.ge, "<=": operator.le}
 

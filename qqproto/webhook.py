@@ -18,7 +18,7 @@ from typing import Mapping, Optional
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ._events import Dispatch
+from ._events import Dispatch, new_dispatch
 from ._health import Health
 
 __all__ = ["WebhookReceiver", "WebhookAnswer", "Outcome", "signing_seed", "ack_body", "DEFAULT_MAX_BODY"]
@@ -266,7 +266,7 @@ class WebhookReceiver:
         if type(seq) is int and (self.last_seq is None or seq > self.last_seq):
             self.last_seq = seq  # callbacks may come out of order: the highest seen
         known_id = event_id if isinstance(event_id, str) else None
-        event = Dispatch(event_type, payload.get("d"), seq if type(seq) is int else 0, known_id)
+        event = new_dispatch(event_type, payload.get("d"), seq if type(seq) is int else 0, known_id)
         return WebhookAnswer(200, ACK, event, outcome=Outcome.DISPATCH, event_id=known_id)
 
     def _forget_old(self, now: float) -> None:

@@ -90,6 +90,7 @@ class WebhookGateway:
         import anyio
 
         sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # an answer is one small write: send it now
         self.port = sock.getsockname()[1]
         config = _hypercorn_config(sock, self._ssl_context, self._close_timeout)
         self._shutdown, self._stopped = anyio.Event(), anyio.Event()

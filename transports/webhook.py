@@ -41,11 +41,13 @@ CLOSED_BODY = b'{"message": "the receiver is shutting down"}'
 class _Delivery:
     """One event on its way to the application, and the request waiting for its outcome."""
 
-    def __init__(self, event: Dispatch) -> None:
+    __slots__ = ("event", "taken", "handled", "settled")
+
+    def __init__(self, event: Dispatch, settled: Optional[anyio.Event] = None) -> None:
         self.event = event
         self.taken = False
         self.handled = False
-        self.settled = anyio.Event()
+        self.settled = settled  # only with ack="handled": a request waits on it
 
 
 class WebhookApp:
@@ -169,7 +171,7 @@ class WebhookApp:
 
     async def _deliver(self, event: Dispatch) -> bytes:
         """Queue the event and say what to answer: at once, or once it is handled (or too late)."""
-        delivery = _Delivery(event)
+        delivery = _Delivery(event, anyio.Event() if self.ack == "handled" else None)
         if len(self._queue) >= self.max_pending_events:
             self._withdraw(delivery)
             return ack_body(failed=True)
@@ -183,6 +185,7 @@ class WebhookApp:
 
     async def _outcome(self, delivery: _Delivery) -> bytes:
         """Wait for the application to finish with the event, at most ``ack_timeout``; a redelivery waits too."""
+        assert delivery.settled is not None
         with anyio.move_on_after(self.ack_timeout):
             await delivery.settled.wait()
         if delivery.handled:
@@ -214,7 +217,8 @@ class WebhookApp:
     def _settle(self, delivery: _Delivery) -> None:
         if delivery.event.event_id is not None:
             self._pending.pop(delivery.event.event_id, None)
-        delivery.settled.set()
+        if delivery.settled is not None:
+            delivery.settled.set()
 
     def _wake(self) -> None:
         if self._arrived is not None:
