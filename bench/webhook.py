@@ -154,7 +154,7 @@ def _e2e_rate(runtime: str, count: int) -> float:
         if runtime == "trio":
             from transports.trio import open_webhook
         else:
-            from transports.asyncio import open_webhook  # type: ignore[assignment]
+            from transports.asyncio import open_webhook
         async with open_webhook(config, "127.0.0.1", 0, server_context) as gateway:
             port.append(gateway.port)
             ready.set()
