@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidSignature
 
 from qqproto import GatewayConfig
 from qqproto.webhook import WebhookReceiver
+from transports._webhook_gateway import open_webhook_on
 from transports.webhook import WebhookApp
 
 from ._settings import Settings
@@ -151,11 +152,7 @@ def _e2e_rate(runtime: str, count: int) -> float:
     port: list[int] = []
 
     async def serve() -> None:
-        if runtime == "trio":
-            from transports.trio import open_webhook
-        else:
-            from transports.asyncio import open_webhook
-        async with open_webhook(config, "127.0.0.1", 0, server_context) as gateway:
+        async with open_webhook_on(runtime, config, "127.0.0.1", 0, server_context) as gateway:
             port.append(gateway.port)
             ready.set()
             taken = 0

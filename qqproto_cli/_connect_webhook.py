@@ -60,10 +60,9 @@ async def _serve(
 ) -> None:
     import anyio
 
-    from transports._webhook_gateway import open_asyncio_webhook, open_trio_webhook
+    from transports._webhook_gateway import open_webhook_on
 
-    opener = open_trio_webhook if backend == "trio" else open_asyncio_webhook
-    async with opener(config, host, port, context, ack=ack) as gateway:
+    async with open_webhook_on(backend, config, host, port, context, ack=ack) as gateway:
         print(json.dumps({"event": "Listening", "url": gateway.url}), flush=True)
         async with anyio.create_task_group() as tasks:
 

@@ -79,12 +79,11 @@ class _WebhookDemo(_Demo):
         down: threading.Event,
         pusher: threading.Thread,
     ) -> None:
-        from transports._webhook_gateway import open_asyncio_webhook, open_trio_webhook
+        from transports._webhook_gateway import open_webhook_on
 
-        opener = open_trio_webhook if backend == "trio" else open_asyncio_webhook
         port = 0
         while not self.finished():
-            async with opener(config, "127.0.0.1", port, server_context, ack="handled") as gateway:
+            async with open_webhook_on(backend, config, "127.0.0.1", port, server_context, ack="handled") as gateway:
                 port = gateway.port
                 if self.client is None:
                     self.client = self.loopback.push_to(gateway.url, client_context, retry_base=0.2, retry_cap=1.0)
@@ -125,23 +124,13 @@ class _WebhookDemo(_Demo):
             print("\r\033[K" + line[:160], end="", file=sys.stderr, flush=True)
 
     def webhook_summary(self, counters: dict[str, Any]) -> int:
-        with self.lock:
-            delivered = set(self.received) & self.pushed
-            lost = self.pushed - delivered
-            duplicated = sum(n - 1 for n in self.received.values() if n > 1)
-        survived = self.state == "serving" and not lost and not duplicated and len(self.faults_struck) == len(self.faults)
-        if self.terminal:
-            print("\r\033[K", end="", file=sys.stderr)
+        clean, rows = self.delivery_rows(set())
+        survived = self.state == "serving" and clean
         health = self.health
         accepted, rejected = self.earlier
         if health is not None:
             accepted, rejected = accepted + health.accepted_requests, rejected + health.rejected_requests
-        rows: list[tuple[str, object]] = [
-            ("faults struck", len(self.faults_struck)),
-            ("events pushed", len(self.pushed)),
-            ("events delivered", len(delivered)),
-            ("events lost", len(lost)),
-            ("events duplicated", duplicated),
+        rows += [
             ("callback validations", counters["validations"]),
             ("push requests", counters["requests"]),
             ("pushes retried", counters["retries"]),

@@ -176,12 +176,12 @@ class _Demo:
             caught_up = self.pushed <= set(self.received)
         return (caught_up and self.state in ("connected", "serving")) or elapsed > self.seconds + SETTLE
 
-    def summary(self, counters: dict[str, Any], abandoned: set[str]) -> int:
+    def delivery_rows(self, abandoned: set[str]) -> tuple[bool, list[tuple[str, object]]]:
+        """Whether every fault struck and every event arrived once (bar ``abandoned``), and the summary's first rows."""
         with self.lock:
             delivered = set(self.received) & self.pushed
             lost = self.pushed - delivered - abandoned
             duplicated = sum(n - 1 for n in self.received.values() if n > 1)
-        survived = self.state == "connected" and not lost and not duplicated and len(self.faults_struck) == len(FAULTS)
         if self.terminal:
             print("\r\033[K", end="", file=sys.stderr)
         rows: list[tuple[str, object]] = [
@@ -190,6 +190,13 @@ class _Demo:
             ("events delivered", len(delivered)),
             ("events lost", len(lost)),
             ("events duplicated", duplicated),
+        ]
+        return not lost and not duplicated and len(self.faults_struck) == len(self.faults), rows
+
+    def summary(self, counters: dict[str, Any], abandoned: set[str]) -> int:
+        clean, rows = self.delivery_rows(abandoned)
+        survived = self.state == "connected" and clean
+        rows += [
             ("events dropped by the platform", len(abandoned & self.pushed)),
             ("reconnects by cause", dict(sorted(self.causes.items()))),
             ("identifies", counters["identifies"]),

@@ -10,6 +10,7 @@ HTTP, for a TLS-terminating proxy in front.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import socket
 import ssl
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
     from .webhook import WebhookApp
 
-__all__ = ["WebhookGateway", "open_asyncio_webhook", "open_trio_webhook"]
+__all__ = ["WebhookGateway", "open_asyncio_webhook", "open_trio_webhook", "open_webhook_on"]
 
 Serve = Callable[..., Awaitable[Any]]
 LOGGER = logging.getLogger("qqproto.webhook")
@@ -131,61 +132,34 @@ class WebhookGateway:
             self._stopped.set()
 
 
-def _open(
-    serve: Serve,
+def open_webhook_on(
+    runtime: str,
     config: GatewayConfig,
-    host: str,
-    port: int,
-    ssl_context: Optional[ssl.SSLContext],
-    path: Optional[str],
-    ack: str,
-    ack_timeout: float,
-    max_age: float,
-    max_body: int,
-    max_pending_events: int,
+    host: str = "0.0.0.0",
+    port: int = 8443,
+    ssl_context: Optional[ssl.SSLContext] = None,
+    *,
+    path: Optional[str] = "/",
+    ack: str = "received",
+    ack_timeout: float = DEFAULT_ACK_TIMEOUT,
+    max_age: float = 300.0,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
 ) -> WebhookGateway:
+    """Serve callbacks on hypercorn under ``runtime`` (asyncio or trio) while inside ``async with``."""
     from qqproto.webhook import WebhookReceiver
 
     from .webhook import WebhookApp
 
+    if runtime == "trio":
+        from hypercorn.trio import serve
+    else:
+        from hypercorn.asyncio import serve  # type: ignore[assignment]
     receiver = WebhookReceiver(config.client_secret, max_age=max_age, max_body=max_body, path=path)
     app = WebhookApp(receiver, ack=ack, ack_timeout=ack_timeout, max_pending_events=max_pending_events)
     return WebhookGateway(app, serve, host, port, ssl_context, config.close_timeout)
 
 
-def open_asyncio_webhook(
-    config: GatewayConfig,
-    host: str = "0.0.0.0",
-    port: int = 8443,
-    ssl_context: Optional[ssl.SSLContext] = None,
-    *,
-    path: Optional[str] = "/",
-    ack: str = "received",
-    ack_timeout: float = DEFAULT_ACK_TIMEOUT,
-    max_age: float = 300.0,
-    max_body: int = DEFAULT_MAX_BODY,
-    max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
-) -> WebhookGateway:
-    """Serve callbacks on hypercorn under asyncio while inside ``async with``."""
-    from hypercorn.asyncio import serve
-
-    return _open(serve, config, host, port, ssl_context, path, ack, ack_timeout, max_age, max_body, max_pending_events)
-
-
-def open_trio_webhook(
-    config: GatewayConfig,
-    host: str = "0.0.0.0",
-    port: int = 8443,
-    ssl_context: Optional[ssl.SSLContext] = None,
-    *,
-    path: Optional[str] = "/",
-    ack: str = "received",
-    ack_timeout: float = DEFAULT_ACK_TIMEOUT,
-    max_age: float = 300.0,
-    max_body: int = DEFAULT_MAX_BODY,
-    max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
-) -> WebhookGateway:
-    """Serve callbacks on hypercorn under trio while inside ``async with``."""
-    from hypercorn.trio import serve
-
-    return _open(serve, config, host, port, ssl_context, path, ack, ack_timeout, max_age, max_body, max_pending_events)
+#: ``open_webhook`` of ``transports.asyncio`` and of ``transports.trio``.
+open_asyncio_webhook = functools.partial(open_webhook_on, "asyncio")
+open_trio_webhook = functools.partial(open_webhook_on, "trio")

@@ -36,6 +36,8 @@ ACK_MODES = ("received", "handled")
 #: The platform waits about 3 s for an answer (reference §13.4); answer a little before that.
 DEFAULT_ACK_TIMEOUT = 2.5
 CLOSED_BODY = b'{"message": "the receiver is shutting down"}'
+#: Before a 413, up to this many times ``max_body`` more is read and dropped; past that the connection just closes.
+DRAIN_LIMIT_FACTOR = 8
 
 
 class _Delivery:
@@ -135,15 +137,15 @@ class WebhookApp:
         if root and path.startswith(root):
             path = path[len(root) :] or "/"
         refusal = self.receiver.check_head(scope["method"], path, headers)
+        body = await self._read_body(receive) if refusal is None or refusal.outcome is not Outcome.TOO_LARGE else None
+        if refusal is None and body is None:
+            refusal = self.receiver.too_large()
         if refusal is not None:
-            if refusal.outcome is not Outcome.TOO_LARGE:
-                await self._read_body(receive)  # a small body, read so the connection can be kept
+            if body is None:  # read what is still coming and drop it, so that the answer can be heard
+                await _discard(receive, DRAIN_LIMIT_FACTOR * self.receiver.max_body)
             await _respond(send, refusal.status, refusal.body)
             return
-        body = await self._read_body(receive)
-        if body is None:
-            await _respond(send, *_answer(self.receiver.too_large()))
-            return
+        assert body is not None
         if self._closed:
             await _respond(send, 503, CLOSED_BODY)
             return
@@ -224,6 +226,15 @@ class WebhookApp:
         if self._arrived is not None:
             self._arrived.set()
             self._arrived = None
+
+
+async def _discard(receive: Receive, limit: int) -> None:
+    """Read the rest of a refused body without keeping it, at most ``limit`` bytes."""
+    while limit > 0:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        limit -= len(message.get("body", b""))
 
 
 def _answer(answer: WebhookAnswer) -> tuple[int, bytes]:

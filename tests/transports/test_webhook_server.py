@@ -6,7 +6,10 @@ import http.client
 import json
 import socket
 import ssl
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import anyio
@@ -19,7 +22,7 @@ import transports.trio
 from qqproto import Dispatch, GatewayConfig
 from qqproto.testing import PlatformConfig
 from qqproto.testing.serve import LoopbackPlatform
-from qqproto.webhook import WebhookReceiver
+from qqproto.webhook import Outcome, WebhookReceiver
 from transports._common import GatewayFatalError
 from transports._webhook_gateway import WebhookGateway
 
@@ -304,3 +307,27 @@ async def test_the_app_mounts_inside_starlette(anyio_backend: str, server_ctx: s
         stop.set()
     sock.close()
     assert event.event_id == "mounted"
+
+
+async def test_the_defaults_are_those_of_the_receiver_and_the_app(anyio_backend: str) -> None:
+    import qqproto.webhook
+    import transports._webhook_gateway as gateway_module
+    import transports.webhook
+
+    assert gateway_module.DEFAULT_MAX_BODY == qqproto.webhook.DEFAULT_MAX_BODY
+    assert gateway_module.DEFAULT_ACK_TIMEOUT == transports.webhook.DEFAULT_ACK_TIMEOUT
+
+
+async def test_serve_fake_validates_a_webhook_url(
+    anyio_backend: str, tmp_path: Path, ca: trustme.CA, server_ctx: ssl.SSLContext
+) -> None:
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    config = GatewayConfig(app_id="102000000", client_secret=PlatformConfig().client_secret, close_timeout=1.0)
+    async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx) as gateway:
+        command = [sys.executable, "-m", "qqproto_cli", "serve-fake", "--webhook-url", gateway.url]
+        child = subprocess.Popen([*command, "--webhook-ca", str(tmp_path / "ca.pem")], stdout=subprocess.DEVNULL)
+        try:
+            await wait_until(lambda: gateway.app.receiver.counts[Outcome.VALIDATION] == 1, timeout=30)
+        finally:
+            child.terminate()
+            await anyio.to_thread.run_sync(child.wait)
