@@ -1,6 +1,7 @@
 """qqproto: a sans-IO client for the QQ official bot gateway."""
 
 from ._config import PRODUCTION_API_BASE, SANDBOX_API_BASE, TOKEN_URL, GatewayConfig, Intents
+from ._api_connection import QQApiConnection
 from ._connection import QQGatewayConnection
 from ._errors import LocalProtocolError
 from ._health import Health
@@ -39,6 +40,7 @@ from ._events import (
 
 __all__ = [
     "QQGatewayConnection",
+    "QQApiConnection",
     "Health",
     "State",
     "PRODUCTION_API_BASE",

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from ._config import GatewayConfig
+from ._api import ApiAnswer, api_request
 from ._http import Endpoint, HttpExchange, HttpResponse
+from ._session import SessionStartLimit
 
 __all__ = [
     "GatewayUrlCache",
-    "SessionStartLimit",
     "GatewayLocated",
     "GatewayRateLimited",
     "GatewayTokenRejected",
@@ -22,17 +23,16 @@ RATE_LIMIT_CODES = frozenset({100017, 40023001})
 RATE_LIMIT_TEXT = "频率限制"
 # Answers that mean the access token is expired or wrong (reference §9.4).
 TOKEN_ERROR_CODES = frozenset({11243, 11244})
-# max_concurrency counts session starts per this many seconds (reference §8.1).
-SESSION_START_WINDOW = 5.0
 # session_start_limit numbers beyond this are nonsense (and too large to turn into seconds).
 MAX_LIMIT_VALUE = 2**53
 
 
 @dataclass(frozen=True)
 class GatewayLocated:
-    """The gateway URL was fetched and cached."""
+    """The gateway URL was fetched and cached; ``limit`` is the session start budget that came with it."""
 
     url: str
+    limit: Optional[SessionStartLimit] = None
 
 
 @dataclass(frozen=True)
@@ -59,18 +59,8 @@ class GatewayUnavailable:
 GatewayResult = Union[GatewayLocated, GatewayRateLimited, GatewayTokenRejected, GatewayUnavailable]
 
 
-@dataclass
-class SessionStartLimit:
-    """How many sessions may still be started, and how fast (``session_start_limit``)."""
-
-    total: int
-    remaining: int
-    reset_at: float
-    max_concurrency: int
-
-
 class GatewayUrlCache:
-    """Keeps the gateway endpoint across reconnects, and the session start budget with it."""
+    """Keeps the gateway endpoint across reconnects."""
 
     def __init__(self, config: GatewayConfig) -> None:
         self._config = config
@@ -82,48 +72,24 @@ class GatewayUrlCache:
         self.fetches = 0
         self.invalidations = 0
         self.suggested_shards: Optional[int] = None
-        self.limit: Optional[SessionStartLimit] = None
-        self._last_identify_at: Optional[float] = None
 
     @property
-    def api_endpoint(self) -> Endpoint:
+    def request_endpoint(self) -> Endpoint:
         """Where ``/gateway/bot`` is asked."""
-        return self._api
+        return self._api.join("/gateway/bot")
 
     def request(self, token: str) -> HttpExchange:
         """The ``GET /gateway/bot`` request."""
         self.fetches += 1
-        return HttpExchange(
-            "GET",
-            self._api.join("/gateway/bot"),
-            [
-                ("User-Agent", self._config.user_agent),
-                ("Accept", "application/json"),
-                ("Authorization", f"QQBot {token}"),
-                ("X-Union-Appid", self._config.app_id),
-            ],
-            max_header_size=self._config.max_http_header_size,
-            max_body_size=self._config.max_http_body_size,
-        )
+        return api_request(self._config, "GET", self.request_endpoint, token=token)
 
     def accept(self, response: HttpResponse, now: float) -> GatewayResult:
         """Read the answer to ``/gateway/bot``; cache the URL when it is good."""
-        obj = response.json()
-        fields: dict[str, Any] = obj if isinstance(obj, dict) else {}
-        codes = {code for code in (fields.get("code"), fields.get("err_code")) if isinstance(code, (int, str))}
-        message = fields.get("message")
-        detail = f"HTTP {response.status}"
-        if fields.get("code") is not None:
-            detail += f", code {fields.get('code')}"
-        if isinstance(message, str) and message:
-            detail += f": {message[:200]}"
-        if (
-            response.status == 429
-            or codes & RATE_LIMIT_CODES
-            or (isinstance(message, str) and RATE_LIMIT_TEXT in message)
-        ):
+        answer = ApiAnswer.of(response)
+        fields, detail = answer.fields, answer.detail
+        if response.status == 429 or answer.has(RATE_LIMIT_CODES) or RATE_LIMIT_TEXT in answer.message:
             return GatewayRateLimited(f"/gateway/bot is rate limited ({detail})")
-        if response.status == 401 or codes & TOKEN_ERROR_CODES:
+        if response.status == 401 or answer.has(TOKEN_ERROR_CODES):
             return GatewayTokenRejected(f"/gateway/bot rejected the access token ({detail})")
         if response.status != 200 or not fields:
             return GatewayUnavailable(f"/gateway/bot answered {detail}")
@@ -140,19 +106,7 @@ class GatewayUrlCache:
         self.stale = False
         shards = fields.get("shards")
         self.suggested_shards = shards if type(shards) is int and shards > 0 else None
-        self._read_limit(fields.get("session_start_limit"), now)
-        return GatewayLocated(str(url))
-
-    def _read_limit(self, raw: object, now: float) -> None:
-        if not isinstance(raw, dict):
-            return
-        values = [raw.get(key) for key in ("total", "remaining", "reset_after", "max_concurrency")]
-        if not all(type(value) is int and 0 <= value <= MAX_LIMIT_VALUE for value in values):
-            return
-        total, remaining, reset_after, concurrency = values
-        assert isinstance(total, int) and isinstance(remaining, int)
-        assert isinstance(reset_after, int) and isinstance(concurrency, int)
-        self.limit = SessionStartLimit(total, remaining, now + reset_after / 1000.0, max(concurrency, 1))
+        return GatewayLocated(str(url), _read_limit(fields.get("session_start_limit"), now))
 
     @property
     def needs_fetch(self) -> bool:
@@ -184,24 +138,14 @@ class GatewayUrlCache:
         """The cached URL answered with Hello."""
         self.failures = 0
 
-    def identify_delay(self, now: float) -> float:
-        """How long to wait before a new session may be started (0 when it may start now)."""
-        limit = self.limit
-        if limit is None:
-            return 0.0
-        if now >= limit.reset_at:
-            limit.remaining = limit.total
-            limit.reset_at = now + 86400.0
-        if limit.remaining <= 0:
-            return limit.reset_at - now
-        if self._last_identify_at is not None:
-            spacing = SESSION_START_WINDOW / limit.max_concurrency
-            return max(0.0, self._last_identify_at + spacing - now)
-        return 0.0
 
-    def identified(self, now: float) -> None:
-        """A new session was started: spend one from the budget."""
-        self._last_identify_at = now
-        if self.limit is not None:
-            self.limit.remaining = max(0, self.limit.remaining - 1)
-
+def _read_limit(raw: object, now: float) -> Optional[SessionStartLimit]:
+    if not isinstance(raw, dict):
+        return None
+    values = [raw.get(key) for key in ("total", "remaining", "reset_after", "max_concurrency")]
+    if not all(type(value) is int and 0 <= value <= MAX_LIMIT_VALUE for value in values):
+        return None
+    total, remaining, reset_after, concurrency = values
+    assert isinstance(total, int) and isinstance(remaining, int)
+    assert isinstance(reset_after, int) and isinstance(concurrency, int)
+    return SessionStartLimit(total, remaining, now + reset_after / 1000.0, max(concurrency, 1))

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from ._state import FINAL_STATES
+
 __all__ = ["Health"]
+
+_FINAL_STATE_NAMES = frozenset(state.value for state in FINAL_STATES)
 
 
 @dataclass(frozen=True)
@@ -31,11 +35,12 @@ class Health:
     token_expires_in: Optional[float] = None
     fatal_reason: Optional[str] = None
     fatal_close_code: Optional[int] = None
-    #: "websocket", or "webhook" for a callback server; the fields below are the webhook's.
-    mode: str = "websocket"
-    #: The ``now`` (Unix time in webhook mode) of the last event handed out, and its age.
+    #: "gateway" for QQGatewayConnection; "api" or "webhook" for QQApiConnection and webhook servers.
+    mode: str = "gateway"
+    #: Webhook mode: the ``now`` (Unix time) of the last event handed out, and its age.
     last_event_at: Optional[float] = None
     last_event_age: Optional[float] = None
+    #: Webhook mode: callbacks whose event was handed out, redeliveries dropped, and refusals by reason.
     accepted_requests: int = 0
     duplicate_requests: int = 0
     rejected_requests: int = 0
@@ -44,7 +49,7 @@ class Health:
     @property
     def alive(self) -> bool:
         """False once the connection has stopped for good."""
-        return self.fatal_reason is None and self.state not in ("closed", "fatal")
+        return self.fatal_reason is None and self.state not in _FINAL_STATE_NAMES
 
     def to_dict(self) -> dict[str, Any]:
         """The snapshot as plain JSON types."""

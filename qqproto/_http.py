@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Optional, Union
 from urllib.parse import SplitResult, urlsplit
 
 import h11
@@ -71,13 +70,6 @@ class HttpResponse:
             if key == wanted:
                 return value
         return None
-
-    def json(self) -> Any:
-        """The body parsed as JSON, or None when it is not JSON."""
-        try:
-            return json.loads(self.body)
-        except (ValueError, RecursionError):
-            return None
 
 
 @dataclass(frozen=True)

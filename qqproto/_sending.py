@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
+from ._api import ApiAnswer
 from ._backoff import jittered_delay
 
 __all__ = [
@@ -199,34 +200,27 @@ class SendPolicy:
         now: float,
     ) -> SendDecision:
         """What an answer means; ``status`` None stands for a transport failure (no answer at all)."""
-        trace_id = headers.get("x-tps-trace-id")
         if status is None:
-            return self._retry(message, now, "no answer (transport failure)", None, trace_id)
-        try:
-            obj = json.loads(body) if body else {}
-        except (ValueError, RecursionError):
-            obj = {}
-        fields = obj if isinstance(obj, dict) else {}
-        code = _code(fields)
-        text = fields.get("message") if isinstance(fields.get("message"), str) else ""
-        detail = f"HTTP {status}" + (f", code {code}" if code is not None else "") + (f": {text}" if text else "")
-        if 200 <= status < 300 and code in (None, 0):
-            message_id = fields.get("id")
+            return self._retry(message, now, "no answer (transport failure)", None, headers.get("x-tps-trace-id"))
+        answer = ApiAnswer.read(status, body, headers)
+        code, detail, trace_id = answer.code, answer.detail, answer.trace_id
+        if answer.ok:
+            message_id = answer.fields.get("id")
             return SendDone(message_id if isinstance(message_id, str) else None)
-        if code in DEDUPLICATED:
+        if answer.has(DEDUPLICATED):
             return SendDone(None, duplicate=True)
-        if code in TOKEN_EXPIRED or status == 401:
+        if answer.has(TOKEN_EXPIRED) or status == 401:
             if message.refreshed_token:
                 return SendFailed(f"the platform refused a fresh token ({detail})", code, trace_id)
             message.refreshed_token = True
             return SendRefreshToken(detail)
-        if code in REPLY_EXPIRED and message.passive:
+        if answer.has(REPLY_EXPIRED) and message.passive:
             if not self.allow_active:
                 return SendFailed(f"the reply window has closed ({detail})", code, trace_id)
             message.history.append(f"reply expired ({detail}): sent as an active message")
             message.go_active()
             return SendAsActive(detail)
-        if code in RATE_LIMITED or code in RETRYABLE or status == 429 or status >= 500:
+        if answer.has(RATE_LIMITED | RETRYABLE) or status == 429 or status >= 500:
             return self._retry(message, now, detail, code, trace_id)
         return SendFailed(f"the platform refused the message ({detail})", code, trace_id)
 
@@ -258,13 +252,4 @@ class SendPolicy:
         longest = max(rules.reply_window for rules in SCENES.values())
         for msg_id in [m for m, (since, _) in self._replies.items() if now - since > longest]:
             del self._replies[msg_id]
-
-
-def _code(fields: dict[str, Any]) -> Optional[int]:
-    for key in ("err_code", "code"):
-        value = fields.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value != 0:
-            return value
-    value = fields.get("code")
-    return 0 if value == 0 else None
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from ._config import GatewayConfig
+from ._api import ApiAnswer, api_request
 from ._http import Endpoint, HttpExchange, HttpResponse
 
 __all__ = ["TokenCache", "TokenIssued", "CredentialsRejected", "TokenUnavailable", "CREDENTIAL_ERROR_CODES"]
@@ -35,9 +36,10 @@ class CredentialsRejected:
 
 @dataclass(frozen=True)
 class TokenUnavailable:
-    """The token endpoint failed in a way that may pass: retry later."""
+    """The token endpoint failed in a way that may pass: retry later; ``cause`` is the key to count it by."""
 
     reason: str
+    cause: str = "token"
 
 
 TokenResult = Union[TokenIssued, CredentialsRejected, TokenUnavailable]
@@ -82,40 +84,22 @@ class TokenCache:
         """The POST that asks for a token."""
         self.fetches += 1
         body = json.dumps({"appId": self._config.app_id, "clientSecret": self._config.client_secret}).encode()
-        return HttpExchange(
-            "POST",
-            self._endpoint,
-            [
-                ("User-Agent", self._config.user_agent),
-                ("Content-Type", "application/json"),
-                ("Accept", "application/json"),
-            ],
-            body,
-            max_header_size=self._config.max_http_header_size,
-            max_body_size=self._config.max_http_body_size,
-        )
+        return api_request(self._config, "POST", self._endpoint, body=body)
 
     def accept(self, response: HttpResponse, now: float) -> TokenResult:
         """Read the token endpoint's answer and store the token it carries."""
-        obj = response.json()
-        code = obj.get("code") if isinstance(obj, dict) else None
-        if not isinstance(code, (int, str)):
-            code = None
-        message = obj.get("message") if isinstance(obj, dict) else None
-        detail = f"HTTP {response.status}" + (f", code {code}" if code is not None else "")
-        if isinstance(message, str) and message:
-            detail += f": {message[:200]}"
-        if response.status in (401, 403) or code in CREDENTIAL_ERROR_CODES:
+        answer = ApiAnswer.of(response)
+        if response.status in (401, 403) or answer.has(CREDENTIAL_ERROR_CODES):
             return CredentialsRejected(
-                f"the token endpoint rejected the credentials ({detail}); check app_id and client_secret "
+                f"the token endpoint rejected the credentials ({answer.detail}); check app_id and client_secret "
                 "in GatewayConfig against the QQ bot console"
             )
-        if response.status != 200 or not isinstance(obj, dict):
-            return TokenUnavailable(f"the token endpoint answered {detail}")
-        token = obj.get("access_token")
-        expires_in = _seconds(obj.get("expires_in"))
+        if response.status != 200 or not answer.fields:
+            return TokenUnavailable(f"the token endpoint answered {answer.detail}")
+        token = answer.fields.get("access_token")
+        expires_in = _seconds(answer.fields.get("expires_in"))
         if not isinstance(token, str) or not USABLE_TOKEN.fullmatch(token) or expires_in is None or expires_in <= 0:
-            return TokenUnavailable(f"the token endpoint answered without a usable token ({detail})")
+            return TokenUnavailable(f"the token endpoint answered without a usable token ({answer.detail})")
         self._token = token
         self.expires_at = now + expires_in
         self.refresh_at = now + max(expires_in - self._config.token_refresh_margin, expires_in / 2)

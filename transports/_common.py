@@ -6,7 +6,7 @@ import abc
 import contextlib
 import ssl
 from collections import deque
-from typing import Any, Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Optional, Protocol
 
 from qqproto import (
     Action,
@@ -21,21 +21,21 @@ from qqproto import (
     MessageSent,
     OpenSocket,
     OutgoingMessage,
-    QQGatewayConnection,
     Ready,
     ReconnectScheduled,
     Resumed,
     SendData,
     SendRetryScheduled,
-    State,
     TimerLate,
 )
+from qqproto._state import FINAL_STATES, State
 
 __all__ = [
     "APPLICATION_EVENTS",
     "DEFAULT_MAX_PENDING_EVENTS",
     "READ_SIZE",
     "SESSION_EVENTS",
+    "Connection",
     "Driver",
     "EventQueue",
     "GatewayFatalError",
@@ -158,6 +158,33 @@ class EventQueue:
         return None
 
 
+class Connection(Protocol):
+    """The inputs and outputs a driver uses: QQGatewayConnection and QQApiConnection both have them."""
+
+    @property
+    def state(self) -> State: ...
+
+    def start(self, now: float) -> None: ...
+
+    def socket_opened(self, sock_id: int, now: float) -> None: ...
+
+    def socket_failed(self, sock_id: int, reason: str, now: float) -> None: ...
+
+    def receive_data(self, sock_id: int, data: bytes, now: float) -> None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+    def close(self, now: float) -> None: ...
+
+    def send_message(self, message: OutgoingMessage, now: float) -> int: ...
+
+    def next_actions(self) -> list[Action]: ...
+
+    def next_timer(self) -> Optional[float]: ...
+
+    def health(self, now: float) -> Health: ...
+
+
 class Driver(abc.ABC):
     """The loop every transport runs: feed the core one input, carry out its actions in order, re-arm the timer.
 
@@ -166,7 +193,7 @@ class Driver(abc.ABC):
 
     def __init__(
         self,
-        conn: QQGatewayConnection,
+        conn: Connection,
         config: GatewayConfig,
         ssl_context: Optional[ssl.SSLContext],
         events: EventQueue,
@@ -188,7 +215,7 @@ class Driver(abc.ABC):
             method(*args, now)
             actions = self.conn.next_actions()
             due = self.conn.next_timer()
-            self.stopped = self.conn.state in (State.CLOSED, State.FATAL)
+            self.stopped = self.conn.state in FINAL_STATES
         queued: list[Action] = []
         for action in actions:
             if type(action) in _QUEUED:

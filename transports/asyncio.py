@@ -23,7 +23,7 @@ from typing import Any, Callable, ContextManager, Coroutine, Optional
 
 from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection
 
-from ._common import DEFAULT_MAX_PENDING_EVENTS, Driver, EventQueue, GatewayFatalError, describe
+from ._common import DEFAULT_MAX_PENDING_EVENTS, Connection, Driver, EventQueue, GatewayFatalError, describe
 from ._webhook_gateway import WebhookGateway, open_asyncio_webhook as open_webhook  # needs the webhook extra
 
 __all__ = ["Gateway", "GatewayFatalError", "WebhookGateway", "open_gateway", "open_webhook"]
@@ -45,7 +45,7 @@ class Gateway(Driver):
 
     def __init__(
         self,
-        conn: QQGatewayConnection,
+        conn: Connection,
         config: GatewayConfig,
         ssl_context: Optional[ssl.SSLContext],
         events: EventQueue,

@@ -30,7 +30,7 @@ import trio
 
 from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection
 
-from ._common import DEFAULT_MAX_PENDING_EVENTS, READ_SIZE, Driver, EventQueue, GatewayFatalError, describe
+from ._common import DEFAULT_MAX_PENDING_EVENTS, READ_SIZE, Connection, Driver, EventQueue, GatewayFatalError, describe
 from ._webhook_gateway import WebhookGateway, open_trio_webhook as open_webhook  # needs the webhook extra
 
 if sys.version_info < (3, 11):
@@ -81,7 +81,7 @@ class Gateway(Driver):
 
     def __init__(
         self,
-        conn: QQGatewayConnection,
+        conn: Connection,
         config: GatewayConfig,
         ssl_context: Optional[ssl.SSLContext],
         events: EventQueue,
