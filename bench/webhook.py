@@ -152,7 +152,7 @@ def _e2e_rate(runtime: str, count: int) -> float:
     port: list[int] = []
 
     async def serve() -> None:
-        async with open_webhook_on(runtime, config, "127.0.0.1", 0, server_context) as gateway:
+        async with open_webhook_on(runtime, config, "127.0.0.1", 0, server_context, sends=False) as gateway:
             port.append(gateway.port)
             ready.set()
             taken = 0

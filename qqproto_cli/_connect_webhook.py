@@ -39,7 +39,8 @@ def run_webhook(
     host, port = args.listen
     backend = "trio" if args.transport == "trio" else "asyncio"
     try:
-        anyio.run(_serve, backend, config, host, port, context, args.ack, on_event, on_tick, backend=backend)
+        api_context = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
+        anyio.run(_serve, backend, config, host, port, context, api_context, args.ack, on_event, on_tick, backend=backend)
     except GatewayFatalError as exc:
         print(json.dumps({"event": "Fatal", "reason": exc.reason, "close_code": exc.close_code}), flush=True)
         return 1
@@ -54,6 +55,7 @@ async def _serve(
     host: str,
     port: int,
     context: Optional[ssl.SSLContext],
+    api_context: Optional[ssl.SSLContext],
     ack: str,
     on_event: Callable[[Action], None],
     on_tick: Callable[[Health], None],
@@ -62,7 +64,7 @@ async def _serve(
 
     from transports._webhook_gateway import open_webhook_on
 
-    async with open_webhook_on(backend, config, host, port, context, ack=ack) as gateway:
+    async with open_webhook_on(backend, config, host, port, context, ack=ack, api_ssl_context=api_context) as gateway:
         print(json.dumps({"event": "Listening", "url": gateway.url}), flush=True)
         async with anyio.create_task_group() as tasks:
 

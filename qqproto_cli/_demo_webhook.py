@@ -46,9 +46,15 @@ def run_webhook(args: argparse.Namespace) -> int:
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     platform_config = PlatformConfig()
-    config = GatewayConfig(app_id=platform_config.app_id, client_secret=platform_config.client_secret, close_timeout=1.0)
     down = threading.Event()
     with LoopbackPlatform(config=platform_config, seed=args.seed) as loopback:
+        config = GatewayConfig(
+            app_id=platform_config.app_id,
+            client_secret=platform_config.client_secret,
+            api_base=loopback.api_base,
+            token_url=loopback.token_url,
+            close_timeout=1.0,
+        )
         demo = _WebhookDemo(args.seconds, loopback, _faults(down))
         print(f"qqproto demo: webhook mode on {backend}, fake platform pushing over HTTPS, {args.seconds:g}s")
         pusher = threading.Thread(target=demo.push_and_strike, name="qqproto-demo-faults")
@@ -83,7 +89,9 @@ class _WebhookDemo(_Demo):
 
         port = 0
         while not self.finished():
-            async with open_webhook_on(backend, config, "127.0.0.1", port, server_context, ack="handled") as gateway:
+            async with open_webhook_on(
+                backend, config, "127.0.0.1", port, server_context, ack="handled", api_ssl_context=self.loopback.client_ssl_context()
+            ) as gateway:
                 port = gateway.port
                 if self.client is None:
                     self.client = self.loopback.push_to(gateway.url, client_context, retry_base=0.2, retry_cap=1.0)

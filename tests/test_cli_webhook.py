@@ -35,32 +35,34 @@ def test_connect_webhook_serves_callbacks_as_json_lines(tmp_path: Path) -> None:
     ca.configure_trust(client_context)
     config = PlatformConfig()
     health_file = tmp_path / "health.json"
-    command = [
-        sys.executable, "-m", "qqproto_cli", "connect", "--app-id", config.app_id, "--webhook",
-        "--listen", "127.0.0.1:0", "--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem"),
-        "--health-file", str(health_file),
-    ]  # fmt: skip
-    env = {**os.environ, "QQBOT_SECRET": config.client_secret}
-    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout is not None
-        lines = lines_of(child.stdout)
-        url = json.loads(wait_for(lines, lambda line: '"Listening"' in line))["url"]
-        with LoopbackPlatform(config=config) as loopback:
+    with LoopbackPlatform(config=config) as loopback:
+        command = [
+            sys.executable, "-m", "qqproto_cli", "connect", "--app-id", config.app_id, "--webhook",
+            "--listen", "127.0.0.1:0", "--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem"),
+            "--health-file", str(health_file),
+            "--api-base", loopback.api_base, "--token-url", loopback.token_url, "--ca-file", loopback.ca_pem_path,
+        ]  # fmt: skip
+        env = {**os.environ, "QQBOT_SECRET": config.client_secret}
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None
+            lines = lines_of(child.stdout)
+            url = json.loads(wait_for(lines, lambda line: '"Listening"' in line))["url"]
             loopback.push_to(url, client_context)
             loopback.call(lambda p, now: p.push_event("C2C_MESSAGE_CREATE", {"id": "m1", "content": "你好"}, now, "ev-1"))
             dispatch = json.loads(wait_for(lines, lambda line: '"Dispatch"' in line))
             assert dispatch["event_id"] == "ev-1" and dispatch["data"]["content"] == "你好"
-        deadline = time.monotonic() + 10
-        while not (health_file.exists() and json.loads(health_file.read_text())["accepted_requests"] == 1):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        health = json.loads(health_file.read_text())
-        assert (health["mode"], health["state"], health["alive"]) == ("webhook", "serving", True)
-        assert config.client_secret not in health_file.read_text()
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            while not (health_file.exists() and json.loads(health_file.read_text())["accepted_requests"] == 1):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            health = json.loads(health_file.read_text())
+            assert (health["mode"], health["state"], health["alive"]) == ("webhook", "serving", True)
+            assert config.client_secret not in health_file.read_text()
+        finally:
+            child.terminate()
+            child.wait(timeout=10)
+        assert loopback.counters.token_fetches == 1  # the API connection, ready to send
 
 
 def test_connect_webhook_on_a_taken_port_is_fatal(tmp_path: Path) -> None:

@@ -10,16 +10,17 @@ HTTP, for a TLS-terminating proxy in front.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import socket
 import ssl
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
+from typing import TYPE_CHECKING, Any, AsyncContextManager, Awaitable, Callable, Optional
 
-from qqproto import Dispatch, GatewayConfig, Health
+from qqproto import Action, GatewayConfig, Health, LocalProtocolError, OutgoingMessage
 
-from ._common import DEFAULT_MAX_PENDING_EVENTS, GatewayFatalError, describe
+from ._common import DEFAULT_MAX_PENDING_EVENTS, Driver, GatewayFatalError, describe
 
 if TYPE_CHECKING:
     import anyio
@@ -62,12 +63,24 @@ def _hypercorn_config(sock: socket.socket, ssl_context: Optional[ssl.SSLContext]
 
 
 class WebhookGateway:
-    """A callback server: ``async for`` its dispatches, ask ``health()`` any time."""
+    """A callback server: ``async for`` its dispatches and send outcomes, ``send_message``, ``health()``.
+
+    ``sender`` opens the API connection that sends (None: this gateway only receives).
+    """
 
     def __init__(
-        self, app: WebhookApp, serve: Serve, host: str, port: int, ssl_context: Optional[ssl.SSLContext], close_timeout: float
+        self,
+        app: WebhookApp,
+        serve: Serve,
+        host: str,
+        port: int,
+        ssl_context: Optional[ssl.SSLContext],
+        close_timeout: float,
+        sender: Optional[Callable[[], AsyncContextManager[Driver]]] = None,
     ) -> None:
         self.app = app
+        self._sender = sender
+        self._driver: Optional[Driver] = None
         self.host = host
         self.port = port
         self._serve = serve
@@ -97,6 +110,9 @@ class WebhookGateway:
         self._shutdown, self._stopped = anyio.Event(), anyio.Event()
         tasks = await self._stack.enter_async_context(anyio.create_task_group())
         tasks.start_soon(self._run, config, sock)
+        if self._sender is not None:
+            self._driver = await self._stack.enter_async_context(self._sender())
+            tasks.start_soon(self._forward, self._driver)
         return self
 
     async def __aexit__(
@@ -114,12 +130,29 @@ class WebhookGateway:
     def __aiter__(self) -> WebhookGateway:
         return self
 
-    async def __anext__(self) -> Dispatch:
+    async def __anext__(self) -> Action:
         return await self.app.__anext__()
 
+    def send_message(self, message: OutgoingMessage) -> int:
+        """Send through the platform's API by the send policy; MessageSent or MessageFailed comes among the events."""
+        if self._driver is None:
+            raise LocalProtocolError("send_message() needs a webhook opened with sends=True, inside 'async with'")
+        return self._driver.send_message(message)
+
     def health(self) -> Health:
-        """The webhook's health snapshot."""
-        return self.app.health()
+        """The webhook's health snapshot, with the access token's remaining life when it sends."""
+        health = self.app.health()
+        if self._driver is not None:
+            health = dataclasses.replace(health, token_expires_in=self._driver.health().token_expires_in)
+        return health
+
+    async def _forward(self, driver: Driver) -> None:
+        """Pass the API connection's events (send outcomes, Fatal) on to the application."""
+        try:
+            async for event in driver:  # type: ignore[attr-defined]
+                self.app.notify(event)
+        except GatewayFatalError as exc:
+            self.app.close(exc)
 
     async def _run(self, config: Config, sock: socket.socket) -> None:
         assert self._shutdown is not None and self._stopped is not None
@@ -145,8 +178,15 @@ def open_webhook_on(
     max_age: float = 300.0,
     max_body: int = DEFAULT_MAX_BODY,
     max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
+    sends: bool = True,
+    api_ssl_context: Optional[ssl.SSLContext] = None,
 ) -> WebhookGateway:
-    """Serve callbacks on hypercorn under ``runtime`` (asyncio or trio) while inside ``async with``."""
+    """Serve callbacks on hypercorn under ``runtime`` (asyncio or trio) while inside ``async with``.
+
+    With ``sends`` (default) an API connection starts too, so that ``send_message`` works; it
+    fetches a token at once, and bad credentials end the iteration with ``GatewayFatalError``.
+    ``api_ssl_context`` replaces the verifying client context it uses.
+    """
     from qqproto.webhook import WebhookReceiver
 
     from .webhook import WebhookApp
@@ -157,7 +197,12 @@ def open_webhook_on(
         from hypercorn.asyncio import serve  # type: ignore[assignment]
     receiver = WebhookReceiver(config.client_secret, max_age=max_age, max_body=max_body, path=path)
     app = WebhookApp(receiver, ack=ack, ack_timeout=ack_timeout, max_pending_events=max_pending_events)
-    return WebhookGateway(app, serve, host, port, ssl_context, config.close_timeout)
+    sender = None
+    if sends:
+        from ._webhook_sends import open_sender
+
+        sender = functools.partial(open_sender, runtime, config, api_ssl_context, max_pending_events)
+    return WebhookGateway(app, serve, host, port, ssl_context, config.close_timeout, sender)
 
 
 #: ``open_webhook`` of ``transports.asyncio`` and of ``transports.trio``.

@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable, MutableMapping, Optional
 
 import anyio
 
-from qqproto import Dispatch, Health
+from qqproto import Action, Dispatch, Health
 from qqproto.webhook import Outcome, WebhookAnswer, WebhookReceiver, ack_body
 
 __all__ = ["WebhookApp", "ACK_MODES"]
@@ -43,10 +43,11 @@ DRAIN_LIMIT_FACTOR = 8
 class _Delivery:
     """One event on its way to the application, and the request waiting for its outcome."""
 
-    __slots__ = ("event", "taken", "handled", "settled")
+    __slots__ = ("event", "event_id", "taken", "handled", "settled")
 
-    def __init__(self, event: Dispatch, settled: Optional[anyio.Event] = None) -> None:
+    def __init__(self, event: Action, event_id: Optional[str], settled: Optional[anyio.Event] = None) -> None:
         self.event = event
+        self.event_id = event_id
         self.taken = False
         self.handled = False
         self.settled = settled  # only with ack="handled": a request waits on it
@@ -88,7 +89,7 @@ class WebhookApp:
     def __aiter__(self) -> WebhookApp:
         return self
 
-    async def __anext__(self) -> Dispatch:
+    async def __anext__(self) -> Action:
         """The next event; taking it means the previous one was handled."""
         self._finish_current(handled=True)
         while not self._queue:
@@ -99,10 +100,16 @@ class WebhookApp:
             self._arrived = anyio.Event()
             await self._arrived.wait()
         delivery = self._queue.popleft()
-        if self.ack == "handled":
+        if delivery.settled is not None:  # a dispatch someone waits on: handled once the next is taken
             delivery.taken = True
             self._current = delivery
         return delivery.event
+
+    def notify(self, event: Action) -> None:
+        """Queue an event that needs no acknowledgement (a send's outcome) for the application."""
+        if not self._closed:
+            self._queue.append(_Delivery(event, None))
+            self._wake()
 
     def close(self, error: Optional[BaseException] = None, *, handled: bool = True) -> None:
         """Stop: the iteration ends (raising ``error`` if given); every waiting callback is answered d=1.
@@ -173,7 +180,7 @@ class WebhookApp:
 
     async def _deliver(self, event: Dispatch) -> bytes:
         """Queue the event and say what to answer: at once, or once it is handled (or too late)."""
-        delivery = _Delivery(event, anyio.Event() if self.ack == "handled" else None)
+        delivery = _Delivery(event, event.event_id, anyio.Event() if self.ack == "handled" else None)
         if len(self._queue) >= self.max_pending_events:
             self._withdraw(delivery)
             return ack_body(failed=True)
@@ -211,14 +218,13 @@ class WebhookApp:
 
     def _withdraw(self, delivery: _Delivery) -> None:
         """The event was not handled: answer d=1 and hand it out again when it comes back."""
-        event_id = delivery.event.event_id
-        if event_id is not None:
-            self.receiver.forget(event_id, withdrawn=not delivery.taken)
+        if delivery.event_id is not None:
+            self.receiver.forget(delivery.event_id, withdrawn=not delivery.taken)
         self._settle(delivery)
 
     def _settle(self, delivery: _Delivery) -> None:
-        if delivery.event.event_id is not None:
-            self._pending.pop(delivery.event.event_id, None)
+        if delivery.event_id is not None:
+            self._pending.pop(delivery.event_id, None)
         if delivery.settled is not None:
             delivery.settled.set()
 

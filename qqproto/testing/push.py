@@ -55,6 +55,8 @@ class WebhookPushClient:
         self._wakeup = threading.Event()
         self._lock = threading.Lock()
         self._queued = 0
+        self._busy = 0
+        self._connections: list[Connection] = []
         self._stopping = False
         self._workers = concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix="qqproto-push")
         self._thread = threading.Thread(target=self._run, name="qqproto-push-scheduler")
@@ -95,9 +97,10 @@ class WebhookPushClient:
     def _post(self, push: Push) -> None:
         status: Optional[int] = None
         body = b""
-        connection = self._connection()
         with self._lock:
             self._queued -= 1
+            self._busy += 1
+            connection = self._connection()
         try:
             connection.request("POST", self._path, push.body, push.headers)
             response = connection.getresponse()
@@ -105,10 +108,11 @@ class WebhookPushClient:
         except (OSError, http.client.HTTPException):
             connection.close()
         with self._lock:
-            idle = self._queued == 0
-        if idle:
-            # Like the platform's client, leave no idle connection the receiver would wait on when it stops.
-            connection.close()
+            self._busy -= 1
+            if self._queued == 0 and self._busy == 0:
+                # Like the platform's client, leave no idle connection the receiver would wait on when it stops.
+                for idle in self._connections:
+                    idle.close()
         try:
             self._loopback.call(lambda platform, now: _pusher(platform).answered(push.push_id, status, body, now))
         except RuntimeError:
@@ -116,6 +120,7 @@ class WebhookPushClient:
         self.wake()
 
     def _connection(self) -> Connection:
+        """This thread's keep-alive connection (called with the lock held)."""
         connection: Optional[Connection] = getattr(self._local, "connection", None)
         if connection is None:
             if self._scheme == "https":
@@ -125,6 +130,7 @@ class WebhookPushClient:
             else:
                 connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
             self._local.connection = connection
+            self._connections.append(connection)
         return connection
 
 

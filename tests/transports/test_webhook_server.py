@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import socket
@@ -19,7 +20,7 @@ from harness import push, wait_until
 
 import transports.asyncio
 import transports.trio
-from qqproto import Dispatch, GatewayConfig
+from qqproto import Dispatch, GatewayConfig, LocalProtocolError, MessageSent, OutgoingMessage, Scene
 from qqproto.testing import PlatformConfig
 from qqproto.testing.serve import LoopbackPlatform
 from qqproto.webhook import Outcome, WebhookReceiver
@@ -74,7 +75,9 @@ def open_webhook(anyio_backend: str) -> Callable[..., WebhookGateway]:
 
 def config_of(lp: LoopbackPlatform) -> GatewayConfig:
     pc = lp.platform.config
-    return GatewayConfig(app_id=pc.app_id, client_secret=pc.client_secret, close_timeout=1.0)
+    return GatewayConfig(
+        app_id=pc.app_id, client_secret=pc.client_secret, api_base=lp.api_base, token_url=lp.token_url, close_timeout=1.0
+    )
 
 
 def free_port() -> int:
@@ -114,6 +117,13 @@ def event_body(event_id: str, seq: int = 1) -> bytes:
     return json.dumps({"op": 0, "s": seq, "t": "C2C_MESSAGE_CREATE", "id": event_id, "d": {"id": f"m-{event_id}"}}).encode()
 
 
+async def next_dispatch(events: Any) -> Dispatch:
+    """The next event, which must be a dispatch."""
+    event = await events.__anext__()
+    assert isinstance(event, Dispatch)
+    return event
+
+
 async def collect(gateway: WebhookGateway, ids: list[str], received: list[str]) -> None:
     """Take events until every one of ``ids`` has arrived."""
     with anyio.fail_after(15):
@@ -128,7 +138,7 @@ async def test_the_documented_validation_vector_over_https(
     anyio_backend: str, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext
 ) -> None:
     config = GatewayConfig(app_id="11111111", client_secret=DOC_SECRET, close_timeout=1.0)
-    async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx) as gateway:
+    async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, sends=False) as gateway:
         poster = Poster(DOC_SECRET, gateway.port, client_ctx)
         status, answer = await poster.post(json.dumps(DOC_VALIDATION).encode())
     assert (status, answer) == (200, {"plain_token": "Arq0D5A61EgUu4OxUvOp", "signature": DOC_SIGNATURE})
@@ -138,7 +148,7 @@ async def test_signed_pushes_arrive_once_through_duplicates_delays_and_bad_signa
     anyio_backend: str, lp: LoopbackPlatform, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext
 ) -> None:
     received: list[str] = []
-    async with open_webhook(anyio_backend)(config_of(lp), "127.0.0.1", 0, server_ctx) as gateway:
+    async with open_webhook(anyio_backend)(config_of(lp), "127.0.0.1", 0, server_ctx, api_ssl_context=lp.client_ssl_context()) as gateway:
         client = lp.push_to(gateway.url, client_ctx, **RETRIES)
         lp.call(lambda platform, now: (platform.webhook.duplicate_next(5), platform.webhook.sign_badly_next(3)))  # type: ignore[union-attr]
         ids = push(lp, 10)
@@ -164,7 +174,7 @@ async def test_a_receiver_down_for_a_while_gets_every_event_once_it_is_back(
     ids = push(lp, 5)
     await wait_until(lambda: client.counters().failures.get("no answer", 0) >= 2)
     received: list[str] = []
-    async with open_webhook(anyio_backend)(config_of(lp), "127.0.0.1", port, server_ctx) as gateway:
+    async with open_webhook(anyio_backend)(config_of(lp), "127.0.0.1", port, server_ctx, api_ssl_context=lp.client_ssl_context()) as gateway:
         await collect(gateway, ids, received)
     assert sorted(received) == sorted(ids)
 
@@ -176,7 +186,7 @@ async def test_with_ack_handled_an_event_the_app_died_on_comes_again(
     opener = open_webhook(anyio_backend)
     died_on: list[str] = []
     with pytest.raises(RuntimeError, match="the application died"):
-        async with opener(config_of(lp), "127.0.0.1", port, server_ctx, ack="handled") as gateway:
+        async with opener(config_of(lp), "127.0.0.1", port, server_ctx, ack="handled", sends=False) as gateway:
             lp.push_to(gateway.url, client_ctx, **RETRIES)
             ids = push(lp, 3)
             async for event in gateway:
@@ -184,7 +194,7 @@ async def test_with_ack_handled_an_event_the_app_died_on_comes_again(
                 died_on.append(event.event_id or "")
                 raise RuntimeError("the application died")
     received: list[str] = []
-    async with opener(config_of(lp), "127.0.0.1", port, server_ctx, ack="handled") as gateway:
+    async with opener(config_of(lp), "127.0.0.1", port, server_ctx, ack="handled", sends=False) as gateway:
         await collect(gateway, ids, received)
     assert died_on[0] in received
     assert sorted(received) == sorted(ids)
@@ -194,10 +204,10 @@ async def test_ack_received_answers_before_the_app_looks(
     anyio_backend: str, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext
 ) -> None:
     config = GatewayConfig(app_id="1", client_secret=DOC_SECRET, close_timeout=1.0)
-    async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx) as gateway:
+    async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, sends=False) as gateway:
         poster = Poster(DOC_SECRET, gateway.port, client_ctx)
         assert await poster.post(event_body("e1")) == (200, {"op": 12, "d": 0})
-        event = await gateway.__anext__()
+        event = await next_dispatch(gateway)
     assert event.event_id == "e1"
 
 
@@ -208,7 +218,7 @@ async def test_ack_handled_fails_an_untaken_event_then_answers_once_the_next_is_
     opener = open_webhook(anyio_backend)
     answers: list[tuple[int, Any]] = []
     async with anyio.create_task_group() as tasks:
-        async with opener(config, "127.0.0.1", 0, server_ctx, ack="handled", ack_timeout=0.3) as gateway:
+        async with opener(config, "127.0.0.1", 0, server_ctx, ack="handled", ack_timeout=0.3, sends=False) as gateway:
             poster = Poster(DOC_SECRET, gateway.port, client_ctx)
             assert await poster.post(event_body("e1")) == (200, {"op": 12, "d": 1})
             assert gateway.health().accepted_requests == 0  # withdrawn: its redelivery is new
@@ -218,9 +228,9 @@ async def test_ack_handled_fails_an_untaken_event_then_answers_once_the_next_is_
 
             gateway.app.ack_timeout = 10.0
             tasks.start_soon(deliver, "e1")
-            first = await gateway.__anext__()
+            first = await next_dispatch(gateway)
             tasks.start_soon(deliver, "e2")
-            second = await gateway.__anext__()  # taking e2 means e1 was handled
+            second = await next_dispatch(gateway)  # taking e2 means e1 was handled
             await wait_until(lambda: bool(answers))
             assert answers == [(200, {"op": 12, "d": 0})]
         # Leaving cleanly means e2 was handled too.
@@ -249,13 +259,13 @@ async def test_bad_requests_get_their_status_and_reach_nothing(
     reason: str,
 ) -> None:
     config = GatewayConfig(app_id="1", client_secret=DOC_SECRET, close_timeout=1.0)
-    async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, max_body=1000) as gateway:
+    async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, max_body=1000, sends=False) as gateway:
         poster = Poster(DOC_SECRET, gateway.port, client_ctx)
         options = dict(request_options)
         body = options.pop("body", event_body("bad"))
         assert (await poster.post(body, **options))[0] == status
         assert await poster.post(event_body("good")) == (200, {"op": 12, "d": 0})
-        event = await gateway.__anext__()
+        event = await next_dispatch(gateway)
         health = gateway.health()
     assert event.event_id == "good"
     assert (health.accepted_requests, health.rejected_requests, health.rejections_by_reason) == (1, 1, {reason: 1})
@@ -263,7 +273,7 @@ async def test_bad_requests_get_their_status_and_reach_nothing(
 
 async def test_a_stale_timestamp_is_401(anyio_backend: str, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> None:
     config = GatewayConfig(app_id="1", client_secret=DOC_SECRET, close_timeout=1.0)
-    async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, max_age=60) as gateway:
+    async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, max_age=60, sends=False) as gateway:
         poster = Poster(DOC_SECRET, gateway.port, client_ctx)
         body = event_body("old")
         stamp = str(int(time.time()) - 120)
@@ -277,7 +287,7 @@ async def test_a_port_that_cannot_be_bound_is_fatal(anyio_backend: str, server_c
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         with pytest.raises(GatewayFatalError, match="cannot listen"):
-            async with open_webhook(anyio_backend)(config, "127.0.0.1", port, server_ctx):
+            async with open_webhook(anyio_backend)(config, "127.0.0.1", port, server_ctx, sends=False):
                 pass
 
 
@@ -303,7 +313,7 @@ async def test_the_app_mounts_inside_starlette(anyio_backend: str, server_ctx: s
         poster = Poster(DOC_SECRET, sock.getsockname()[1], client_ctx)
         assert await poster.post(event_body("mounted"), path="/qq/") == (200, {"op": 12, "d": 0})
         assert (await poster.post(event_body("x"), path="/qq/", sign=False))[0] == 401
-        event = await hooks.__anext__()
+        event = await next_dispatch(hooks)
         stop.set()
     sock.close()
     assert event.event_id == "mounted"
@@ -323,7 +333,7 @@ async def test_serve_fake_validates_a_webhook_url(
 ) -> None:
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     config = GatewayConfig(app_id="102000000", client_secret=PlatformConfig().client_secret, close_timeout=1.0)
-    async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx) as gateway:
+    async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, sends=False) as gateway:
         command = [sys.executable, "-m", "qqproto_cli", "serve-fake", "--webhook-url", gateway.url]
         child = subprocess.Popen([*command, "--webhook-ca", str(tmp_path / "ca.pem")], stdout=subprocess.DEVNULL)
         try:
@@ -331,3 +341,45 @@ async def test_serve_fake_validates_a_webhook_url(
         finally:
             child.terminate()
             await anyio.to_thread.run_sync(child.wait)
+
+
+async def test_a_reply_goes_out_through_the_fakes_message_endpoint_without_a_gateway(
+    anyio_backend: str, lp: LoopbackPlatform, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext
+) -> None:
+    opener = open_webhook(anyio_backend)
+    async with opener(config_of(lp), "127.0.0.1", 0, server_ctx, api_ssl_context=lp.client_ssl_context()) as gateway:
+        lp.push_to(gateway.url, client_ctx, **RETRIES)
+        push(lp, 1)
+        with anyio.fail_after(15):
+            event = await next_dispatch(gateway)
+            assert isinstance(event, Dispatch)
+            reply = OutgoingMessage(Scene.C2C, "user-1", {"content": "pong", "msg_type": 0}, msg_id=event.data["id"])
+            send_id = gateway.send_message(reply)
+            outcome = await gateway.__anext__()
+        health = gateway.health()
+    assert isinstance(outcome, MessageSent) and outcome.send_id == send_id
+    (received,) = lp.call(lambda platform, now: list(platform.messages.received))
+    assert (received.scene, received.target, received.body["content"], received.body["msg_id"]) == ("c2c", "user-1", "pong", "m0")
+    counters = lp.counters
+    assert (counters.gateway_calls, counters.ws_connections, counters.token_fetches) == (0, 0, 1)
+    assert health.mode == "webhook" and health.token_expires_in is not None
+
+
+async def test_bad_credentials_end_the_iteration_with_gateway_fatal_error(
+    anyio_backend: str, lp: LoopbackPlatform, server_ctx: ssl.SSLContext
+) -> None:
+    config = dataclasses.replace(config_of(lp), client_secret="not-the-secret")
+    opener = open_webhook(anyio_backend)
+    with pytest.raises(GatewayFatalError):
+        async with opener(config, "127.0.0.1", 0, server_ctx, api_ssl_context=lp.client_ssl_context()) as gateway:
+            with anyio.fail_after(15):
+                async for _ in gateway:
+                    pass
+    assert gateway.health().state == "fatal"
+
+
+async def test_without_sends_send_message_says_so(anyio_backend: str, server_ctx: ssl.SSLContext) -> None:
+    config = GatewayConfig(app_id="1", client_secret=DOC_SECRET, close_timeout=1.0)
+    async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, sends=False) as gateway:
+        with pytest.raises(LocalProtocolError, match="sends=True"):
+            gateway.send_message(OutgoingMessage(Scene.C2C, "u", {"content": "x"}))
