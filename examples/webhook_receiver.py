@@ -1,4 +1,4 @@
-"""A minimal QQ bot webhook receiver: serves the callbacks on hypercorn and prints each event once.
+"""A minimal QQ bot webhook receiver: serves the callbacks on hypercorn and prints each event once (it sends nothing).
 
     QQBOT_SECRET=... python examples/webhook_receiver.py --port 8443 --certfile cert.pem --keyfile key.pem
 
@@ -22,7 +22,7 @@ from transports.asyncio import open_webhook
 
 async def serve(port: int, secret: str, context: Optional[ssl.SSLContext]) -> None:
     config = GatewayConfig(app_id=os.environ.get("QQBOT_APP_ID", "0"), client_secret=secret)
-    async with open_webhook(config, "127.0.0.1", port, context) as gateway:
+    async with open_webhook(config, "127.0.0.1", port, context, sends=False) as gateway:
         print(f"listening on {gateway.url}", flush=True)
         async for event in gateway:
             print(json.dumps({"t": event.event_type, "id": event.event_id, "d": event.data}, ensure_ascii=False), flush=True)
