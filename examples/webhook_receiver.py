@@ -16,7 +16,7 @@ import os
 import ssl
 from typing import Optional
 
-from qqproto import GatewayConfig
+from qqproto import Dispatch, GatewayConfig
 from transports.asyncio import open_webhook
 
 
@@ -25,6 +25,8 @@ async def serve(port: int, secret: str, context: Optional[ssl.SSLContext]) -> No
     async with open_webhook(config, "127.0.0.1", port, context, sends=False) as gateway:
         print(f"listening on {gateway.url}", flush=True)
         async for event in gateway:
+            if not isinstance(event, Dispatch):
+                continue
             print(json.dumps({"t": event.event_type, "id": event.event_id, "d": event.data}, ensure_ascii=False), flush=True)
 
 
