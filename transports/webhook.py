@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable, MutableMapping, Optional
+from typing import Callable, Optional
 
 import anyio
 
 from qqproto import Action, Dispatch, Health
 from qqproto.webhook import Outcome, WebhookAnswer, WebhookReceiver, ack_body
 
+from ._asgi import Receive, Scope, Send, discard, lifespan, respond
+
 __all__ = ["WebhookApp", "ACK_MODES"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 ACK_MODES = ("received", "handled")
 #: The platform waits about 3 s for an answer (reference §13.4); answer a little before that.
@@ -134,7 +132,7 @@ class WebhookApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":
             raise ValueError(f"the webhook app serves HTTP only, not {scope['type']!r}")
@@ -149,21 +147,21 @@ class WebhookApp:
             refusal = self.receiver.too_large()
         if refusal is not None:
             if body is None:  # read what is still coming and drop it, so that the answer can be heard
-                await _discard(receive, DRAIN_LIMIT_FACTOR * self.receiver.max_body)
-            await _respond(send, refusal.status, refusal.body)
+                await discard(receive, DRAIN_LIMIT_FACTOR * self.receiver.max_body)
+            await respond(send, refusal.status, refusal.body)
             return
         assert body is not None
         if self._closed:
-            await _respond(send, 503, CLOSED_BODY)
+            await respond(send, 503, CLOSED_BODY)
             return
         answer = self.receiver.handle(headers, body, self.clock())
         first = self._pending.get(answer.event_id or "") if answer.outcome is Outcome.DUPLICATE else None
         if answer.event is not None:
-            await _respond(send, 200, await self._deliver(answer.event))
+            await respond(send, 200, await self._deliver(answer.event))
         elif first is not None:
-            await _respond(send, 200, await self._outcome(first))
+            await respond(send, 200, await self._outcome(first))
         else:
-            await _respond(send, *_answer(answer))
+            await respond(send, *_answer(answer))
 
     async def _read_body(self, receive: Receive) -> Optional[bytes]:
         """The whole body, or None once it grows past the receiver's limit."""
@@ -234,34 +232,5 @@ class WebhookApp:
             self._arrived = None
 
 
-async def _discard(receive: Receive, limit: int) -> None:
-    """Read the rest of a refused body without keeping it, at most ``limit`` bytes."""
-    while limit > 0:
-        message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return
-        limit -= len(message.get("body", b""))
-
-
 def _answer(answer: WebhookAnswer) -> tuple[int, bytes]:
     return answer.status, answer.body
-
-
-async def _respond(send: Send, status: int, body: bytes) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    try:
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-    except OSError:
-        pass  # the connection broke while closing (say, a body still arriving after a 413): nothing left to tell
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    """Nothing to start or stop: agree to both."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
