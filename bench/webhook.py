@@ -202,7 +202,7 @@ def _e2e_rate(runtime: str, count: int) -> float:
 
 def run(settings: Settings) -> Figures:
     """The webhook figures."""
-    count = max(50, settings.decode_messages // 4)
+    count = max(50, settings.decode_messages // 8)
     app_times, aiohttp_times, verify_times = [], [], []
     for rep in range(settings.reps):
         callbacks = _callbacks(count, rep * count)
@@ -210,7 +210,7 @@ def run(settings: Settings) -> Figures:
         app_times.append(app_seconds)
         aiohttp_times.append(aiohttp_seconds)
         verify_times.append(_verify_seconds(callbacks))
-    e2e_count = max(50, settings.e2e_messages // 5)
+    e2e_count = max(50, settings.e2e_messages // 25)
     runtimes: dict[str, Callable[[], float]] = {r: (lambda r=r: _e2e_rate(r, e2e_count)) for r in ("asyncio", "trio")}  # type: ignore[misc]
     return {
         "webhook_app_vs_aiohttp": median(aiohttp_times) / median(app_times),
