@@ -24,6 +24,7 @@ from ._common import DEFAULT_MAX_PENDING_EVENTS, Driver, GatewayFatalError, desc
 
 if TYPE_CHECKING:
     import anyio
+    import anyio.abc
     from hypercorn.config import Config
 
     from .webhook import WebhookApp
@@ -89,6 +90,7 @@ class WebhookGateway:
         self._stack = contextlib.AsyncExitStack()
         self._shutdown: Optional[anyio.Event] = None
         self._stopped: Optional[anyio.Event] = None
+        self._tasks: Optional[anyio.abc.TaskGroup] = None
 
     @property
     def url(self) -> str:
@@ -108,7 +110,7 @@ class WebhookGateway:
         self.port = sock.getsockname()[1]
         config = _hypercorn_config(sock, self._ssl_context, self._close_timeout)
         self._shutdown, self._stopped = anyio.Event(), anyio.Event()
-        tasks = await self._stack.enter_async_context(anyio.create_task_group())
+        tasks = self._tasks = await self._stack.enter_async_context(anyio.create_task_group())
         tasks.start_soon(self._run, config, sock)
         if self._sender is not None:
             self._driver = await self._stack.enter_async_context(self._sender())
@@ -125,6 +127,8 @@ class WebhookGateway:
 
         with anyio.move_on_after(self._close_timeout * 2):
             await self._stopped.wait()
+        if not self._stopped.is_set() and self._tasks is not None:  # connections that will not close (say, a TLS peer that never answers)
+            self._tasks.cancel_scope.cancel()
         await self._stack.aclose()
 
     def __aiter__(self) -> WebhookGateway:

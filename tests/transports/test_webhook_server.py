@@ -383,3 +383,27 @@ async def test_without_sends_send_message_says_so(anyio_backend: str, server_ctx
     async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, sends=False) as gateway:
         with pytest.raises(LocalProtocolError, match="sends=True"):
             gateway.send_message(OutgoingMessage(Scene.C2C, "u", {"content": "x"}))
+
+
+async def test_leaving_does_not_wait_on_an_idle_peer_that_never_closes(
+    anyio_backend: str, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext
+) -> None:
+    config = GatewayConfig(app_id="1", client_secret=DOC_SECRET, close_timeout=0.5)
+    poster = Poster(DOC_SECRET, 0, client_ctx)
+    body = event_body("kept-alive")
+    stamp = str(int(time.time()))
+    request = (
+        f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+        f"X-Signature-Ed25519: {poster.signer.sign(stamp, body)}\r\nX-Signature-Timestamp: {stamp}\r\n\r\n"
+    ).encode() + body
+    with anyio.fail_after(20):  # the TLS shutdown timeout alone would be 30 s
+        async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, sends=False) as gateway:
+            address = ("127.0.0.1", gateway.port)
+            idle = await anyio.to_thread.run_sync(
+                lambda: client_ctx.wrap_socket(socket.create_connection(address), server_hostname="127.0.0.1")
+            )
+            await anyio.to_thread.run_sync(idle.sendall, request)
+            assert b" 200 " in await anyio.to_thread.run_sync(idle.recv, 4096)
+            await next_dispatch(gateway)
+        # The peer keeps its connection and never reads again, so never answers the server's close.
+    idle.close()
