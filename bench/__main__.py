@@ -11,7 +11,7 @@ from typing import Callable, Optional, Union
 
 from qqproto._payloads import JSON_PARSER
 
-from . import decode, e2e, heartbeat, memory, recovery, sim, store, wakeups
+from . import decode, e2e, heartbeat, memory, recovery, sim, store, wakeups, webhook
 from ._settings import FULL, QUICK, Settings
 from ._stats import Figures
 
@@ -32,6 +32,9 @@ GOALS: dict[str, Optional[tuple[str, float]]] = {
     "store_sqlite_vs_none": (">=", 0.9),
     "store_redis_vs_none": (">=", 0.8),
     "restart_first_event_vs_identify": None,
+    "webhook_app_vs_aiohttp": (">=", 1.0),
+    "webhook_verify_floor_vs_app": None,
+    "webhook_e2e_events_per_second": None,
 }
 BENCHMARKS: dict[str, Callable[[Settings], Figures]] = {
     "decode": decode.run,
@@ -42,6 +45,7 @@ BENCHMARKS: dict[str, Callable[[Settings], Figures]] = {
     "wakeups": wakeups.run,
     "sim": sim.run,
     "store": store.run,
+    "webhook": webhook.run,
 }
 _COMPARE = {">=": operator.ge, "<=": operator.le}
 

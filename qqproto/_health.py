@@ -39,8 +39,16 @@ class Health:
     session_restore: Optional[str] = None
     #: The session store's last error, while saving fails; None when it works (or there is none).
     session_store_error: Optional[str] = None
-    #: "gateway" for QQGatewayConnection; "api" or "webhook" for QQApiConnection.
+    #: "gateway" for QQGatewayConnection; "api" or "webhook" for QQApiConnection and webhook servers.
     mode: str = "gateway"
+    #: Webhook mode: the ``now`` (Unix time) of the last event handed out, and its age.
+    last_event_at: Optional[float] = None
+    last_event_age: Optional[float] = None
+    #: Webhook mode: callbacks whose event was handed out, redeliveries dropped, and refusals by reason.
+    accepted_requests: int = 0
+    duplicate_requests: int = 0
+    rejected_requests: int = 0
+    rejections_by_reason: dict[str, int] = field(default_factory=dict)
 
     @property
     def alive(self) -> bool:

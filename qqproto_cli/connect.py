@@ -18,6 +18,7 @@ from typing import Any, Optional
 from qqproto import SANDBOX_API_BASE, Action, GatewayConfig, Health, Intents, LocalProtocolError, SessionStore
 
 from . import _drive
+from ._connect_webhook import listen_address, run_webhook
 
 SECRET_VARIABLE = "QQBOT_SECRET"
 DEFAULT_INTENTS = "GROUP_AND_C2C_EVENT,PUBLIC_GUILD_MESSAGES"
@@ -46,6 +47,12 @@ def add_parser(commands: Any) -> None:
         metavar="STORE",
         help="resume across restarts: sqlite:PATH, or redis://HOST:PORT/DB for many machines",
     )
+    webhook = parser.add_argument_group("webhook mode: serve the platform's HTTPS callbacks instead of the gateway")
+    webhook.add_argument("--webhook", action="store_true", help="receive events as callbacks (asyncio or trio)")
+    webhook.add_argument("--listen", metavar="HOST:PORT", type=listen_address, default=("0.0.0.0", 8443))
+    webhook.add_argument("--certfile", metavar="PEM", help="the server certificate chain")
+    webhook.add_argument("--keyfile", metavar="PEM", help="its private key (without both: plain HTTP, behind a proxy)")
+    webhook.add_argument("--ack", choices=("received", "handled"), default="received", help="when to acknowledge")
     parser.set_defaults(run=run)
 
 
@@ -81,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"qqproto connect: {exc}", file=sys.stderr)
         return 2
     writer = _HealthFile(args.health_file)
+    if args.webhook:
+        return run_webhook(args, config, print_event, writer.update)
     from transports._common import GatewayFatalError
 
     try:

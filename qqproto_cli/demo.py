@@ -43,6 +43,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--transport", choices=_drive.TRANSPORTS, default="thread", help="default: thread")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long the faults go on (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the fake platform")
+    parser.add_argument("--webhook", action="store_true", help="webhook mode: the fake pushes to a local HTTPS server")
     parser.set_defaults(run=run)
 
 
@@ -51,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
     if args.seconds < 10:
         print("qqproto demo: --seconds must be at least 10", file=sys.stderr)
         return 2
+    if args.webhook:
+        from ._demo_webhook import run_webhook
+
+        return run_webhook(args)
     platform_config = PlatformConfig(heartbeat_interval_ms=1000, heartbeat_timeout=3.0, gateway_rate_limit=(1, 3600.0))
     with LoopbackPlatform(config=platform_config, seed=args.seed) as loopback:
         demo = _Demo(args.seconds, loopback)
@@ -91,9 +96,12 @@ def run(args: argparse.Namespace) -> int:
 class _Demo:
     """Pushes events and strikes faults from one side, and watches what the bot receives on the other."""
 
-    def __init__(self, seconds: float, loopback: LoopbackPlatform) -> None:
+    def __init__(
+        self, seconds: float, loopback: LoopbackPlatform, faults: tuple[tuple[float, str, Fault], ...] = FAULTS
+    ) -> None:
         self.seconds = seconds
         self.loopback = loopback
+        self.faults = faults
         self.stop = threading.Event()
         self.started = time.monotonic()
         self.pushed: set[str] = set()
@@ -111,7 +119,7 @@ class _Demo:
     def push_and_strike(self) -> None:
         """The platform's side: a steady stream of events, and the faults on their schedule."""
         generator = DispatchGenerator(__import__("random").Random(1))
-        faults = list(FAULTS)
+        faults = list(self.faults)
         count = 0
         while not self.stop.wait(EVENT_EVERY):
             share = self.elapsed() / self.seconds
@@ -166,14 +174,14 @@ class _Demo:
             return False
         with self.lock:
             caught_up = self.pushed <= set(self.received)
-        return (caught_up and self.state == "connected") or elapsed > self.seconds + SETTLE
+        return (caught_up and self.state in ("connected", "serving")) or elapsed > self.seconds + SETTLE
 
-    def summary(self, counters: dict[str, Any], abandoned: set[str]) -> int:
+    def delivery_rows(self, abandoned: set[str]) -> tuple[bool, list[tuple[str, object]]]:
+        """Whether every fault struck and every event arrived once (bar ``abandoned``), and the summary's first rows."""
         with self.lock:
             delivered = set(self.received) & self.pushed
             lost = self.pushed - delivered - abandoned
             duplicated = sum(n - 1 for n in self.received.values() if n > 1)
-        survived = self.state == "connected" and not lost and not duplicated and len(self.faults_struck) == len(FAULTS)
         if self.terminal:
             print("\r\033[K", end="", file=sys.stderr)
         rows: list[tuple[str, object]] = [
@@ -182,6 +190,13 @@ class _Demo:
             ("events delivered", len(delivered)),
             ("events lost", len(lost)),
             ("events duplicated", duplicated),
+        ]
+        return not lost and not duplicated and len(self.faults_struck) == len(self.faults), rows
+
+    def summary(self, counters: dict[str, Any], abandoned: set[str]) -> int:
+        clean, rows = self.delivery_rows(abandoned)
+        survived = self.state == "connected" and clean
+        rows += [
             ("events dropped by the platform", len(abandoned & self.pushed)),
             ("reconnects by cause", dict(sorted(self.causes.items()))),
             ("identifies", counters["identifies"]),

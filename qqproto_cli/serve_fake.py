@@ -8,6 +8,7 @@ import os
 import random
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -39,6 +40,8 @@ def add_parser(commands: Any) -> None:
         metavar="COMMAND",
         help="run COMMAND with the QQBOT_* variables set to reach the fake, and stop when it ends",
     )
+    parser.add_argument("--webhook-url", metavar="URL", help="push events to this callback URL (op 13 validation first)")
+    parser.add_argument("--webhook-ca", metavar="PEM", help="trust this CA for the callback URL's certificate")
     parser.set_defaults(run=run)
 
 
@@ -91,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"client_secret  {config.client_secret}")
         print(f"control_url    {loopback.api_base}{CONTROL_PREFIX}")
         print(f"control_token  {token}")
+        if args.webhook_url:
+            context = ssl.create_default_context(cafile=args.webhook_ca)
+            loopback.push_to(args.webhook_url, context)
+            print(f"webhook_url    {args.webhook_url} (events are pushed there, not to the gateway)")
         print("Trust ca_pem_path in your client's SSL context. Ctrl-C or SIGTERM stops the server.", flush=True)
         feed.start()
         try:

@@ -26,8 +26,11 @@ SCALAR_KEYS = {
     "store_sqlite_vs_none",
     "store_redis_vs_none",
     "restart_first_event_vs_identify",
+    "webhook_app_vs_aiohttp",
+    "webhook_verify_floor_vs_app",
 }
 PER_TRANSPORT_KEYS = {"e2e_vs_aiohttp", "heartbeat_p99_lateness_ms"}
+PER_RUNTIME_KEYS = {"webhook_e2e_events_per_second"}
 RUN_TINY = "import json; from bench.__main__ import run_all; from bench._settings import SMOKE; print(json.dumps(run_all(SMOKE)))"
 
 
@@ -36,7 +39,9 @@ def test_every_benchmark_runs_and_reports_its_figures() -> None:
         [sys.executable, "-c", RUN_TINY], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
     )
     figures = json.loads(done.stdout)
-    assert set(figures) == SCALAR_KEYS | PER_TRANSPORT_KEYS
+    assert set(figures) == SCALAR_KEYS | PER_TRANSPORT_KEYS | PER_RUNTIME_KEYS
+    for key in PER_RUNTIME_KEYS:
+        assert set(figures[key]) == {"asyncio", "trio"} and all(v > 0 for v in figures[key].values()), key
     for key in SCALAR_KEYS:
         assert isinstance(figures[key], float) and figures[key] >= 0, key
     for key in PER_TRANSPORT_KEYS:

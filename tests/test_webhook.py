@@ -9,12 +9,13 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from qqproto import Dispatch
-from qqproto.webhook import WebhookReceiver, signing_seed
+from qqproto.webhook import Outcome, WebhookReceiver, signing_seed
 
 # Reference §13.2: the documented op 13 example and its signature.
 DOC_SECRET = "DG5g3B4j9X2KOErG"
@@ -102,13 +103,98 @@ def test_a_redelivered_event_is_acknowledged_but_handed_out_once() -> None:
     assert again.status == 200 and json.loads(again.body) == {"op": 12, "d": 0}
 
 
-def test_a_body_that_is_not_a_payload_is_400() -> None:
-    assert WebhookReceiver(DOC_SECRET).handle({}, b"not json", NOW).status == 400
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[1, 2]", b'{"op": "0"}', b'{"op": 0, "d": {}}', b'{"op": 13, "d": {"plain_token": 5}}'],
+)
+def test_a_signed_body_that_is_not_a_payload_is_400(body: bytes) -> None:
+    receiver = WebhookReceiver(DOC_SECRET)
+    answer = receiver.handle(signed(receiver, body), body, NOW)
+    assert (answer.status, answer.outcome, answer.event) == (400, Outcome.MALFORMED, None)
+
+
+def test_an_unsigned_body_is_refused_before_it_is_read() -> None:
+    receiver = WebhookReceiver(DOC_SECRET)
+    answer = receiver.handle({}, b"not json", NOW)
+    assert (answer.status, answer.outcome) == (401, Outcome.UNSIGNED)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "outcome"),
+    [
+        ("POST", "/", {"Content-Length": "10"}, None),
+        ("GET", "/", {}, Outcome.WRONG_METHOD),
+        ("POST", "/elsewhere", {}, Outcome.NOT_FOUND),
+        ("POST", "/", {"Content-Length": "1025"}, Outcome.TOO_LARGE),
+        ("POST", "/", {"Content-Length": "ten"}, Outcome.MALFORMED),
+    ],
+)
+def test_the_request_line_and_length_are_checked_first(
+    method: str, path: str, headers: dict[str, str], outcome: Optional[Outcome]
+) -> None:
+    receiver = WebhookReceiver(DOC_SECRET, max_body=1024)
+    refusal = receiver.check_head(method, path, headers)
+    assert (refusal and refusal.outcome) == outcome
+    if refusal is not None:
+        assert refusal.status == outcome.status and receiver.health(NOW, "serving").rejected_requests == 1
+
+
+def test_a_body_past_the_limit_is_413_even_without_a_length() -> None:
+    receiver = WebhookReceiver(DOC_SECRET, max_body=len(BODY) - 1)
+    assert receiver.handle(signed(receiver, BODY), BODY, NOW).status == 413
+
+
+def test_health_counts_each_outcome() -> None:
+    receiver = WebhookReceiver(DOC_SECRET)
+    receiver.handle(signed(receiver, BODY), BODY, NOW)
+    receiver.handle(signed(receiver, BODY), BODY, NOW + 1)
+    receiver.handle({}, BODY, NOW + 2)
+    receiver.handle(signed(receiver, BODY), BODY, NOW + 1000)
+    health = receiver.health(NOW + 10, "serving")
+    assert (health.mode, health.accepted_requests, health.duplicate_requests, health.rejected_requests) == (
+        "webhook",
+        1,
+        1,
+        2,
+    )
+    assert health.rejections_by_reason == {"unsigned": 1, "stale": 1}
+    assert (health.last_event_at, health.last_event_age, health.last_seq) == (NOW, 10.0, 3)
+    assert health.to_dict()["alive"] is True
+
+
+def test_a_forgotten_event_is_handed_out_again() -> None:
+    receiver = WebhookReceiver(DOC_SECRET)
+    receiver.handle(signed(receiver, BODY), BODY, NOW)
+    receiver.forget("ev-1", withdrawn=True)
+    assert receiver.handle(signed(receiver, BODY), BODY, NOW + 1).event is not None
+    assert receiver.health(NOW + 1, "serving").accepted_requests == 1
+
+
+def test_dedupe_memory_is_bounded_in_count_and_time() -> None:
+    receiver = WebhookReceiver(DOC_SECRET, remember=2, remember_for=60.0)
+
+    def deliver(event_id: str, now: float) -> bool:
+        body = json.dumps({"op": 0, "s": 1, "t": "X", "id": event_id, "d": {}}).encode()
+        return receiver.handle(signed(receiver, body, str(int(now))), body, now).event is not None
+
+    assert deliver("a", NOW) and deliver("b", NOW) and not deliver("b", NOW)
+    assert deliver("c", NOW)  # "a" leaves: at most two ids are kept
+    assert deliver("a", NOW) and not deliver("c", NOW + 59)
+    assert deliver("c", NOW + 61)  # remembered for 60 s only
 
 
 def test_the_secret_never_shows() -> None:
-    receiver = WebhookReceiver(DOC_SECRET)
-    assert DOC_SECRET not in repr(receiver)
+    secret = "a-secret-that-is-long-enough-to-be-the-whole-seed!"
+    receiver = WebhookReceiver(secret)
+    seed = signing_seed(secret).decode()
+    shown = [repr(receiver), str(receiver), repr(vars(receiver))]
+    for body in (BODY, b"junk", json.dumps(DOC_VALIDATION).encode()):
+        for headers in ({}, signed(receiver, body), {"X-Signature-Ed25519": "00" * 64, "X-Signature-Timestamp": "1"}):
+            answer = receiver.handle(headers, body, NOW)
+            shown += [repr(answer), answer.reason, answer.body.decode()]
+    shown.append(json.dumps(receiver.health(NOW, "serving").to_dict()))
+    for text in shown:
+        assert secret[:16] not in text and seed[:16] not in text
 
 
 def test_the_example_receiver_answers_a_signed_callback_over_http() -> None:

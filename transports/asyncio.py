@@ -26,8 +26,9 @@ from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection, Sess
 from ._asyncio_stream import Stream
 from ._common import DEFAULT_MAX_PENDING_EVENTS, Connection, Driver, EventQueue, GatewayFatalError, describe
 from ._session_keeper import SessionKeeper, keeper_for
+from ._webhook_gateway import WebhookGateway, open_asyncio_webhook as open_webhook  # needs the webhook extra
 
-__all__ = ["Gateway", "GatewayFatalError", "open_gateway"]
+__all__ = ["Gateway", "GatewayFatalError", "WebhookGateway", "open_gateway", "open_webhook"]
 
 
 def open_gateway(

@@ -32,11 +32,12 @@ from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection, Sess
 
 from ._common import DEFAULT_MAX_PENDING_EVENTS, READ_SIZE, Connection, Driver, EventQueue, GatewayFatalError, describe
 from ._session_keeper import SessionKeeper, keeper_for
+from ._webhook_gateway import WebhookGateway, open_trio_webhook as open_webhook  # needs the webhook extra
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["Gateway", "GatewayFatalError", "open_gateway"]
+__all__ = ["Gateway", "GatewayFatalError", "WebhookGateway", "open_gateway", "open_webhook"]
 
 #: Seconds an ``async for`` over queued events may run before it lets other tasks (the timer among them) in.
 SCHEDULE_EVERY = 0.001

@@ -31,6 +31,7 @@ of §4's list, §14.N item N of §14's.
 | dispatch ``{"op": 0, "s", "t", "d", "id"}``; ``id`` is the event id, ``"<t>:<random>"`` when not given | §2 (id format UNCONFIRMED) |
 | other opcodes → close 4001; bad JSON, a bad shape or a binary frame → close 4002 | §3, §5.1 |
 | Identify or Resume on an already authenticated socket → close 4005 | §5.2 |
+| with ``webhook`` set, events are pushed to the bot's callback URL instead (``_push``) | §13 |
 | faults: op 7, op 9 with ``d``, any close code, silence, drops, refusals, slow answers, token expiry, refused upgrades | §3.1, §4.8, §5, §12.2 |
 
 Whatever a client sends, nothing raises: bad HTTP is answered 400 and closed, bad
@@ -43,7 +44,7 @@ from __future__ import annotations
 import random
 import string
 import uuid
-from typing import Callable, TypeGuard
+from typing import TYPE_CHECKING, Callable, TypeGuard
 
 from ._actions import ServerAction, ServerClose, ServerSend
 from ._api import API
@@ -54,6 +55,9 @@ from ._json import dumps, loads
 from ._messages import SCENE_OF_EVENT, MessageDesk
 from ._sessions import Session
 from ._ws_server import Binary, PeerClosed, ProtocolError, Reply, Text, WSServer, handshake_headers
+
+if TYPE_CHECKING:
+    from ._push import WebhookPusher
 
 __all__ = ["CLOSE_REASONS", "FakeQQPlatform"]
 
@@ -117,6 +121,8 @@ class FakeQQPlatform:
         self._api = API(self.config, rng, self.counters, self.bot_user)
         #: The message endpoints, and every message they accepted (``messages.received``).
         self.messages = MessageDesk(self.counters, self.config.send_rate_limit, self.config.allow_active_messages)
+        #: Set to push events to a webhook instead of the gateway (:meth:`LoopbackPlatform.push_to`).
+        self.webhook: WebhookPusher | None = None
         self._sockets: dict[int, _Socket] = {}
         self._sessions: dict[str, Session] = {}
         self._current: dict[int, Session] = {}
@@ -231,6 +237,8 @@ class FakeQQPlatform:
         """
         self._expire_sessions(now)
         self.counters.events_generated += 1
+        if self.webhook is not None:
+            return self._push_to_webhook(event_type, data, now, event_id)
         session = self._current.get(shard)
         if session is None:
             self.counters.events_undeliverable += 1
@@ -249,6 +257,14 @@ class FakeQQPlatform:
             session.sent_seq = seq
             self.counters.events_sent += 1
         return seq
+
+    def _push_to_webhook(self, event_type: str, data: object, now: float, event_id: str | None) -> int:
+        assert self.webhook is not None
+        event_id = event_id if event_id is not None else f"{event_type}:{self._random_string(40)}"
+        scene = SCENE_OF_EVENT.get(event_type)
+        if scene is not None and isinstance(data, dict) and isinstance(data.get("id"), str):
+            self.messages.pushed(data["id"], scene, now)
+        return self.webhook.push(event_type, data, event_id, now)
 
     # -- faults -------------------------------------------------------------------------
 

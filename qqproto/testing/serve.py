@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from types import TracebackType
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import trustme
 
@@ -31,6 +31,9 @@ from ._config import PlatformConfig
 from ._counters import PlatformCounters
 from ._platform import FakeQQPlatform
 from ._ws_server import holds_close_frame
+
+if TYPE_CHECKING:
+    from .push import WebhookPushClient
 
 __all__ = ["LoopbackPlatform"]
 
@@ -82,6 +85,7 @@ class LoopbackPlatform:
         self._calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
         self._peers: dict[int, _Peer] = {}
         self._ids = itertools.count(1)
+        self._push_client: WebhookPushClient | None = None
 
     # -- public -------------------------------------------------------------------------
 
@@ -119,7 +123,28 @@ class LoopbackPlatform:
                 raise RuntimeError("the loopback platform is not running")
             self._calls.put((fn, future))
         self._wake()
-        return future.result()
+        result = future.result()
+        if self._push_client is not None:
+            self._push_client.wake()
+        return result
+
+    def push_to(self, url: str, ssl_context: ssl.SSLContext | None = None, **options: Any) -> WebhookPushClient:
+        """From now on push events to the webhook at ``url`` (validated first) instead of the gateway.
+
+        ``options`` tune the retries (``retry_base``, ``retry_cap``, ``max_attempts``); the
+        returned client reports what was pushed (``counters()``).
+        """
+        from ._push import WebhookPusher
+        from .push import WebhookPushClient
+
+        if self._push_client is not None:
+            raise RuntimeError("the loopback platform already pushes to a webhook")
+        rng = random.Random(self.platform.config.app_id)
+        pusher = WebhookPusher(self.platform.config.client_secret, rng, **options)
+        self.call(lambda platform, now: setattr(platform, "webhook", pusher))
+        self._push_client = WebhookPushClient(self, url, ssl_context)
+        self._push_client.start()
+        return self._push_client
 
     def start(self) -> None:
         """Create the certificate, listen, and start the server thread."""
@@ -149,6 +174,8 @@ class LoopbackPlatform:
         """Close every socket, join the thread and remove the CA file."""
         if self._thread is None or self._stopping:
             return
+        if self._push_client is not None:
+            self._push_client.stop()
         self._stopping = True
         self._wake()
         self._thread.join()
