@@ -4,6 +4,7 @@ from ._config import PRODUCTION_API_BASE, SANDBOX_API_BASE, TOKEN_URL, GatewayCo
 from ._connection import QQGatewayConnection
 from ._errors import LocalProtocolError
 from ._health import Health
+from ._identify_gate import IdentifyPermissionNeeded, IdentifySent
 from ._sending import (
     SCENES,
     OutgoingMessage,
@@ -18,6 +19,7 @@ from ._sending import (
     SendRefreshToken,
     SendRetry,
 )
+from ._session import SessionStartLimit
 from ._session_state import SessionProgress, SessionState, SessionStore, session_key
 from ._state import State
 from ._events import (
@@ -77,6 +79,9 @@ __all__ = [
     "SendRefreshToken",
     "SendRetry",
     "SessionForgotten",
+    "IdentifyPermissionNeeded",
+    "IdentifySent",
+    "SessionStartLimit",
     "SessionProgress",
     "SessionState",
     "SessionStore",
