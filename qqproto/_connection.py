@@ -149,6 +149,11 @@ class QQGatewayConnection(SocketHost):
         return self._life.gateway.fetches
 
     @property
+    def suggested_shards(self) -> Optional[int]:
+        """The shard count ``/gateway/bot`` suggested, once it was asked (None before, or if it gave none)."""
+        return self._life.gateway.suggested_shards
+
+    @property
     def gateway_cache_invalidations(self) -> int:
         """How many times the cached gateway URL was given up as stale."""
         return self._life.gateway.invalidations
