@@ -10,11 +10,11 @@ import anyio
 import pytest
 from harness import client_config, wait_until
 
-from qqproto import Dispatch, Ready, Resumed
+from qqproto import Dispatch, GatewayConfig, LocalProtocolError, Ready, Resumed
 from qqproto.testing import FakeQQPlatform
 from qqproto.testing.serve import LoopbackPlatform
 from qqproto_stores import SQLiteSessionStore
-from transports.asyncio_shards import ShardEvent, Shards, open_shards
+from transports.asyncio_shards import ShardEvent, ShardFatalError, Shards, open_shards
 
 pytestmark = pytest.mark.anyio
 WINDOW = 0.3
@@ -146,3 +146,24 @@ async def test_a_spent_budget_waits_for_the_reset_and_health_says_so(lp: Loopbac
         assert len(waiting) == 2
         await anyio.sleep(5 * WINDOW)  # time for a hammering client to have tried again
     assert lp.counters.identifies == 2, "no identify was tried while the budget was spent"
+
+
+@pytest.mark.platform(shards_suggested=2, max_concurrency=2, identify_window=WINDOW)
+async def test_a_shard_count_the_platform_refuses_ends_the_stream_naming_the_shard(lp: LoopbackPlatform) -> None:
+    with pytest.raises(ShardFatalError) as raised:
+        async with open_shards(
+            client_config(lp), [0, 2], ssl_context=lp.client_ssl_context(), identify_window=WINDOW
+        ) as shards:
+            await Reader(shards).until(Ready, 2)
+    assert raised.value.close_code == 4010 and raised.value.shard in (0, 2)
+    assert f"shard {raised.value.shard}" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("shards", "count", "message"),
+    [([], None, "distinct shard ids"), ([1, 1], None, "distinct shard ids"), ([-1], None, "distinct"), ([3], 2, "below")],
+)
+def test_bad_shard_ids_are_named(shards: list[int], count: Any, message: str) -> None:
+    config = GatewayConfig("1", "secret")
+    with pytest.raises(LocalProtocolError, match=message):
+        open_shards(config, shards, shard_count=count)
