@@ -101,6 +101,8 @@ class Driver(abc.ABC):
         self._lock = lock if lock is not None else contextlib.nullcontext()
         #: Told of IdentifyPermissionNeeded and IdentifySent, for a connection that asks a gate.
         self.on_gate_action: Optional[Callable[[Action], None]] = None
+        #: Told when events arrive or the connection stops, for a consumer that reads many drivers.
+        self.on_wake: Optional[Callable[[Driver], None]] = None
         events.on_room = self.resume_reading  # readers pause only while the queue is full
 
     def feed(self, method: Callable[..., None], *args: Any) -> None:
@@ -131,6 +133,8 @@ class Driver(abc.ABC):
             self.events.finish()
         if queued or self.stopped:
             self.wake_consumer()
+            if self.on_wake is not None:
+                self.on_wake(self)
         self.set_timer(due)
 
     def send_message(self, message: OutgoingMessage) -> int:
@@ -151,6 +155,8 @@ class Driver(abc.ABC):
         """End the consumer's iteration with an error the driver itself ran into."""
         self.events.finish(error)
         self.wake_consumer()
+        if self.on_wake is not None:
+            self.on_wake(self)
 
     @property
     def paused(self) -> bool:

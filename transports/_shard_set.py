@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Literal, Optional, Union
+from typing import Callable, Iterable, Literal, Optional, Union
 
 from qqproto import Action, GatewayConfig, Health, LocalProtocolError
 
 from ._common import Driver, EventQueue, GatewayFatalError
+from ._gate_runner import GateRunner
 
 __all__ = ["ShardEvent", "ShardFatalError", "ShardSet", "check_shards"]
 
@@ -59,6 +60,24 @@ class ShardSet:
         self.drivers: dict[int, Driver] = {}
         self._turn = 0
         self._handed_from: Optional[EventQueue] = None
+
+    def join(self, shard_id: int, driver: Driver, gate: GateRunner, wake: Callable[[], object]) -> None:
+        """Read ``driver`` as shard ``shard_id``: it asks ``gate`` before identifying, and ``wake`` wakes the reader."""
+
+        def permit() -> None:
+            try:
+                driver.feed(driver.conn.identify_permitted)
+            except Exception as exc:
+                driver.fail(exc)
+
+        def woke(driver: Driver) -> None:
+            wake()
+            if driver.stopped or driver.events.done:
+                gate.detach(shard_id)  # it will not identify again: its turn goes to the others
+
+        driver.on_gate_action = gate.attach(shard_id, permit)
+        driver.on_wake = woke
+        self.drivers[shard_id] = driver
 
     def last_finished(self) -> None:
         """The application is done with the event it took last."""

@@ -11,14 +11,14 @@ import asyncio
 import random
 import ssl
 from types import TracebackType
-from typing import Callable, Iterable, Literal, Optional, Union
+from typing import Iterable, Literal, Optional, Union
 
 from qqproto import GatewayConfig, Health, LocalProtocolError, QQGatewayConnection, SessionStore
 from qqproto_shards import IDENTIFY_WINDOW, GateHealth
 
 from ._common import DEFAULT_MAX_PENDING_EVENTS, EventQueue
 from ._gate_runner import AsyncioGateRunner
-from ._session_keeper import SessionKeeper, keeper_for
+from ._session_keeper import keeper_for
 from ._shard_set import ShardEvent, ShardFatalError, ShardSet, check_shards, shard_config
 from .asyncio import Gateway
 
@@ -46,30 +46,6 @@ def open_shards(
     return Shards(config, wanted, ssl_context, session_store, rng, max_pending_events, identify_window)
 
 
-class _ShardGateway(Gateway):
-    """A shard's gateway that also wakes the merged stream, and says when it stopped."""
-
-    def __init__(
-        self,
-        conn: QQGatewayConnection,
-        config: GatewayConfig,
-        ssl_context: Optional[ssl.SSLContext],
-        events: EventQueue,
-        keeper: Optional[SessionKeeper],
-        *,
-        wake: Callable[[], None],
-        stopped: Callable[[], None],
-    ) -> None:
-        super().__init__(conn, config, ssl_context, events, keeper=keeper)
-        self._wake, self._on_stop = wake, stopped
-
-    def wake_consumer(self) -> None:
-        super().wake_consumer()
-        self._wake()
-        if self.stopped:
-            self._on_stop()
-
-
 class Shards:
     """The running shards: ``async for`` their :class:`ShardEvent` stream, ask ``health()`` any time."""
 
@@ -91,7 +67,7 @@ class Shards:
         self._max_pending = max_pending_events
         self._window = identify_window
         self._set = ShardSet()
-        self._gateways: dict[int, _ShardGateway] = {}
+        self._gateways: dict[int, Gateway] = {}
         self._arrival = asyncio.Event()
         self.gate: Optional[AsyncioGateRunner] = None
 
@@ -104,7 +80,6 @@ class Shards:
             ids, count = self._wanted
         for shard_id in ids:
             self._gateways[shard_id] = self._shard(self.gate, shard_id, count)
-        self._set.drivers.update(self._gateways)
         try:
             await asyncio.gather(*(gw.__aenter__() for gw in self._gateways.values()))
         except BaseException:
@@ -148,50 +123,27 @@ class Shards:
         """The shards this process runs."""
         return list(self._gateways)
 
-    def _shard(self, gate: AsyncioGateRunner, shard_id: int, count: int) -> _ShardGateway:
+    def _shard(self, gate: AsyncioGateRunner, shard_id: int, count: int) -> Gateway:
         config = shard_config(self._config, shard_id, count)
         conn = QQGatewayConnection(config, random.Random(self._rng.getrandbits(64)), ask_before_identify=True)
-        gateway = _ShardGateway(
-            conn,
-            config,
-            self._ssl_context,
-            EventQueue(self._max_pending),
-            keeper_for(self._store, config),
-            wake=self._arrival.set,
-            stopped=lambda: gate.detach(shard_id),
-        )
-
-        def permit() -> None:
-            try:
-                gateway.feed(conn.identify_permitted)
-            except Exception as exc:
-                gateway.fail(exc)
-
-        gateway.on_gate_action = gate.attach(shard_id, permit)
+        keeper = keeper_for(self._store, config)
+        gateway = Gateway(conn, config, self._ssl_context, EventQueue(self._max_pending), keeper=keeper)
+        self._set.join(shard_id, gateway, gate, self._arrival.set)
         return gateway
 
     async def _suggested_count(self) -> int:
         """Ask ``/gateway/bot`` (through a connection that stops before it would identify) for the shard count."""
         conn = QQGatewayConnection(self._config, random.Random(self._rng.getrandbits(64)), ask_before_identify=True)
-        probe = Gateway(conn, self._config, self._ssl_context, EventQueue(self._max_pending))
+        probe = Gateway(conn, self._config, self._ssl_context, EventQueue(16))
         located = asyncio.Event()
         probe.on_gate_action = lambda action: located.set()
+        probe.on_wake = lambda driver: located.set() if driver.stopped else None
         async with probe:
-            waiting = asyncio.ensure_future(located.wait())
-            draining = asyncio.ensure_future(_drain(probe))
-            await asyncio.wait({waiting, draining}, return_when=asyncio.FIRST_COMPLETED)
-            waiting.cancel()
-            draining.cancel()
-            error = draining.exception() if draining.done() and not draining.cancelled() else None
-            if error is not None:
-                raise error
+            await located.wait()
+            if probe.stopped:
+                async for _ in probe:  # raises the probe's Fatal
+                    pass
         count = conn.suggested_shards
         if count is None:
             raise LocalProtocolError("/gateway/bot suggested no shard count: pass open_shards(shards=range(n))")
         return count
-
-
-async def _drain(gateway: Gateway) -> None:
-    """Read a gateway's events until it ends (raising its Fatal)."""
-    async for _ in gateway:
-        pass

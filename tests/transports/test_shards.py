@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import anyio
 import pytest
@@ -14,16 +14,27 @@ from qqproto import Dispatch, GatewayConfig, LocalProtocolError, Ready, Resumed
 from qqproto.testing import FakeQQPlatform
 from qqproto.testing.serve import LoopbackPlatform
 from qqproto_stores import SQLiteSessionStore
-from transports.asyncio_shards import ShardEvent, ShardFatalError, Shards, open_shards
+from transports import asyncio_shards, trio_shards
+from transports.asyncio_shards import ShardEvent, ShardFatalError
 
 pytestmark = pytest.mark.anyio
 WINDOW = 0.3
 FLEET = dict(shards_suggested=6, max_concurrency=2, identify_window=WINDOW)
 
 
+OPENERS = {"asyncio": asyncio_shards.open_shards, "trio": trio_shards.open_shards}
+
+
+@pytest.fixture(params=sorted(OPENERS))
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Each test runs on asyncio and on trio."""
+    return str(request.param)
+
+
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def open_shards(anyio_backend: str) -> Callable[..., Any]:
+    """That runtime's ``open_shards``."""
+    return OPENERS[anyio_backend]
 
 
 def push_to_shards(lp: LoopbackPlatform, shard_ids: list[int], per_shard: int, tag: str) -> dict[str, int]:
@@ -44,7 +55,7 @@ def push_to_shards(lp: LoopbackPlatform, shard_ids: list[int], per_shard: int, t
 class Reader:
     """Reads a merged stream, keeping everything it saw."""
 
-    def __init__(self, shards: Shards) -> None:
+    def __init__(self, shards: Any) -> None:
         self.shards = shards
         self.seen: list[ShardEvent] = []
 
@@ -73,7 +84,7 @@ def identify_spacing_ok(lp: LoopbackPlatform, max_concurrency: int) -> list[tupl
 
 
 @pytest.mark.platform(**FLEET)
-async def test_every_shard_identifies_within_the_ration_and_events_arrive_tagged_once(lp: LoopbackPlatform) -> None:
+async def test_every_shard_identifies_within_the_ration_and_events_arrive_tagged_once(open_shards: Callable[..., Any], lp: LoopbackPlatform) -> None:
     config = client_config(lp)
     async with open_shards(
         config, range(6), ssl_context=lp.client_ssl_context(), identify_window=WINDOW
@@ -97,7 +108,7 @@ async def test_every_shard_identifies_within_the_ration_and_events_arrive_tagged
 
 
 @pytest.mark.platform(**FLEET)
-async def test_auto_takes_the_shard_count_from_gateway_bot(lp: LoopbackPlatform) -> None:
+async def test_auto_takes_the_shard_count_from_gateway_bot(open_shards: Callable[..., Any], lp: LoopbackPlatform) -> None:
     async with open_shards(client_config(lp), "auto", ssl_context=lp.client_ssl_context(), identify_window=WINDOW) as shards:
         ready = await Reader(shards).until(Ready, 6)
         assert shards.shard_ids == list(range(6))
@@ -106,7 +117,7 @@ async def test_auto_takes_the_shard_count_from_gateway_bot(lp: LoopbackPlatform)
 
 
 @pytest.mark.platform(**FLEET)
-async def test_part_of_a_fleet_runs_with_the_fleet_s_count(lp: LoopbackPlatform) -> None:
+async def test_part_of_a_fleet_runs_with_the_fleet_s_count(open_shards: Callable[..., Any], lp: LoopbackPlatform) -> None:
     async with open_shards(
         client_config(lp), [1, 4], shard_count=6, ssl_context=lp.client_ssl_context(), identify_window=WINDOW
     ) as shards:
@@ -115,7 +126,7 @@ async def test_part_of_a_fleet_runs_with_the_fleet_s_count(lp: LoopbackPlatform)
 
 
 @pytest.mark.platform(**FLEET)
-async def test_a_session_store_resumes_every_shard(lp: LoopbackPlatform, tmp_path: Path) -> None:
+async def test_a_session_store_resumes_every_shard(open_shards: Callable[..., Any], lp: LoopbackPlatform, tmp_path: Path) -> None:
     store = SQLiteSessionStore(tmp_path / "sessions.db")
     config = client_config(lp)
     options: dict[str, Any] = dict(ssl_context=lp.client_ssl_context(), session_store=store, identify_window=WINDOW)
@@ -136,7 +147,7 @@ async def test_a_session_store_resumes_every_shard(lp: LoopbackPlatform, tmp_pat
 
 
 @pytest.mark.platform(shards_suggested=4, max_concurrency=4, identify_window=WINDOW, session_start_total=2)
-async def test_a_spent_budget_waits_for_the_reset_and_health_says_so(lp: LoopbackPlatform) -> None:
+async def test_a_spent_budget_waits_for_the_reset_and_health_says_so(open_shards: Callable[..., Any], lp: LoopbackPlatform) -> None:
     async with open_shards(client_config(lp), range(4), ssl_context=lp.client_ssl_context(), identify_window=WINDOW) as shards:
         await Reader(shards).until(Ready, 2)
         await wait_until(lambda: shards.gate_health().waiting == 2)
@@ -149,7 +160,7 @@ async def test_a_spent_budget_waits_for_the_reset_and_health_says_so(lp: Loopbac
 
 
 @pytest.mark.platform(shards_suggested=2, max_concurrency=2, identify_window=WINDOW)
-async def test_a_shard_count_the_platform_refuses_ends_the_stream_naming_the_shard(lp: LoopbackPlatform) -> None:
+async def test_a_shard_count_the_platform_refuses_ends_the_stream_naming_the_shard(open_shards: Callable[..., Any], lp: LoopbackPlatform) -> None:
     with pytest.raises(ShardFatalError) as raised:
         async with open_shards(
             client_config(lp), [0, 2], ssl_context=lp.client_ssl_context(), identify_window=WINDOW
@@ -163,7 +174,10 @@ async def test_a_shard_count_the_platform_refuses_ends_the_stream_naming_the_sha
     ("shards", "count", "message"),
     [([], None, "distinct shard ids"), ([1, 1], None, "distinct shard ids"), ([-1], None, "distinct"), ([3], 2, "below")],
 )
-def test_bad_shard_ids_are_named(shards: list[int], count: Any, message: str) -> None:
+async def test_bad_shard_ids_are_named(
+    open_shards: Callable[..., Any], shards: list[int], count: Any, message: str
+) -> None:
     config = GatewayConfig("1", "secret")
     with pytest.raises(LocalProtocolError, match=message):
-        open_shards(config, shards, shard_count=count)
+        async with open_shards(config, shards, shard_count=count):
+            pass
