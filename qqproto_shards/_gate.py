@@ -61,6 +61,8 @@ class IdentifyRation:
         self._remaining: Optional[int] = None
         self._reset_at = float("inf")
         self._buckets: dict[int, _Bucket] = {}
+        #: Where a bucket made after a change of max_concurrency starts: the old buckets' last turn.
+        self._floor = float("-inf")
 
     # -- what the platform said --------------------------------------------------------
 
@@ -147,6 +149,7 @@ class IdentifyRation:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket()
+            bucket.free_at = self._floor
         return bucket
 
     def _rebucket(self, max_concurrency: int) -> None:
@@ -154,7 +157,7 @@ class IdentifyRation:
         old = list(self._buckets.values())
         self._max_concurrency = max_concurrency
         self._buckets = {}
-        free_at = max((b.free_at for b in old), default=float("-inf"))
+        self._floor = max((b.free_at for b in old), default=self._floor)
         for bucket in old:
             for shard_id in [*([bucket.holder] if bucket.holder is not None else []), *bucket.queue]:
                 new = self._bucket(shard_id)
@@ -162,8 +165,6 @@ class IdentifyRation:
                     new.holder = shard_id
                 else:
                     new.queue.append(shard_id)
-        for bucket in self._buckets.values():
-            bucket.free_at = free_at
 
     def _roll(self, now: float) -> None:
         if self._remaining is not None and now >= self._reset_at:

@@ -100,3 +100,14 @@ def test_bad_arguments_are_named() -> None:
         IdentifyRation(window=-1)
     with pytest.raises(ValueError, match="shard_id"):
         ration().request(-1, 0.0)
+
+
+def test_a_new_max_concurrency_waits_out_the_last_turn_of_the_old_buckets() -> None:
+    gate = IdentifyRation()
+    gate.request(0, 0.0)
+    assert gate.grants(0.0) == [0]
+    gate.sent(0, 1.0)
+    gate.learn(limit(max_concurrency=3), 2.0)
+    gate.request(2, 2.0)
+    assert gate.grants(2.0) == [] and gate.next_due(2.0) == 6.0
+    assert gate.grants(6.0) == [2]
