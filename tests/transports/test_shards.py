@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -10,12 +11,13 @@ import anyio
 import pytest
 from harness import client_config, wait_until
 
-from qqproto import Dispatch, GatewayConfig, LocalProtocolError, Ready, Resumed
+from qqproto import Dispatch, GatewayConfig, LocalProtocolError, Ready, Resumed, session_key
 from qqproto.testing import FakeQQPlatform
 from qqproto.testing.serve import LoopbackPlatform
 from qqproto_stores import SQLiteSessionStore
 from transports import asyncio_shards, trio_shards
 from transports.asyncio_shards import ShardEvent, ShardFatalError
+from transports.threaded_shards import ShardsThread
 
 pytestmark = pytest.mark.anyio
 WINDOW = 0.3
@@ -181,3 +183,28 @@ async def test_bad_shard_ids_are_named(
     with pytest.raises(LocalProtocolError, match=message):
         async with open_shards(config, shards, shard_count=count):
             pass
+
+
+@pytest.mark.platform(**FLEET)
+def test_shards_on_a_thread_deliver_every_event_once_tagged(lp: LoopbackPlatform, tmp_path: Path) -> None:
+    store = SQLiteSessionStore(tmp_path / "sessions.db")
+    options: dict[str, Any] = dict(ssl_context=lp.client_ssl_context(), session_store=store, identify_window=WINDOW)
+    running = ShardsThread(client_config(lp), range(4), **options)
+    running.start()
+    try:
+        events = running.events()
+        ready = [item for item in itertools.islice((i for i in events if isinstance(i.event, Ready)), 4)]
+        sent = push_to_shards(lp, list(range(4)), 10, "thread")
+        got = list(itertools.islice((i for i in events if isinstance(i.event, Dispatch)), len(sent)))
+        health = running.health()
+        assert running.gate_health().waiting == 0
+    finally:
+        running.stop()
+    assert sorted(r.shard for r in ready) == list(range(4))
+    assert sorted(item.event.event_id for item in got) == sorted(sent)
+    assert all(sent[item.event.event_id] == item.shard for item in got)
+    assert all(h.connected for h in health.values())
+    assert list(running.events()) == [], "the stream ends once stopped"
+    assert lp.counters.identifies_throttled == 0
+    saved = store.load(session_key(lp.platform.config.app_id, (3, 4)))
+    assert saved is not None and saved.seq == 1 + 10, "the last event taken counts as finished on stop"
