@@ -14,8 +14,8 @@ from ._api_client import ApiClient
 from ._close_codes import CloseAction
 from ._config import GatewayConfig
 from ._events import Fatal, ReconnectScheduled, SessionForgotten
-from ._gateway_url import GatewayLocated, GatewayRateLimited, GatewayTokenRejected, GatewayUnavailable, GatewayUrlCache
 from ._errors import LocalProtocolError
+from ._gateway_url import GatewayLocated, GatewayRateLimited, GatewayTokenRejected, GatewayUnavailable, GatewayUrlCache
 from ._http import HttpFailure
 from ._identify_gate import IdentifyGate
 from ._link import RECONNECT_CLOSE_CODE, Broken, Drop, Ending, Link, PeerClosed
