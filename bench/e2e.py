@@ -132,7 +132,7 @@ def run(settings: Settings) -> Figures:
     """Each transport's dispatch rate over aiohttp's, median over repetitions that interleave them."""
     count = settings.e2e_messages
     ratios: dict[str, list[float]] = {name: [] for name in TRANSPORTS}
-    with Server(PlatformConfig()) as server:
+    with Server(PlatformConfig(identify_window=0.0)) as server:  # identifies back to back, unrationed
         for _ in range(settings.reps):
             peer = via_aiohttp(server, count)
             for name, client in TRANSPORTS.items():

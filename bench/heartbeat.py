@@ -138,7 +138,7 @@ def run(settings: Settings) -> Figures:
     interval_ms = settings.heartbeat_interval_ms
     period = interval_ms / 1000 * HEARTBEAT_RATIO
     p99: dict[str, float] = {}
-    with Server(PlatformConfig(heartbeat_interval_ms=interval_ms)) as server:
+    with Server(PlatformConfig(heartbeat_interval_ms=interval_ms, identify_window=0.0)) as server:
         for name, app in TRANSPORTS.items():
             seen = len(server.heartbeat_times())
             windows = app(server, period, settings.reps)

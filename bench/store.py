@@ -106,7 +106,7 @@ def run(settings: Settings) -> Figures:
     restart: list[float] = []
     workdir = tempfile.mkdtemp(prefix="qqproto-bench-store-")
     try:
-        with Server(PlatformConfig()) as server, _redis_server() as url:
+        with Server(PlatformConfig(identify_window=0.0)) as server, _redis_server() as url:  # identifies back to back
             for rep in range(settings.reps):
                 stores: dict[str, SessionStore] = {
                     "sqlite": SQLiteSessionStore(os.path.join(workdir, f"sessions-{rep}.db")),

@@ -5,6 +5,7 @@ from ._api_connection import QQApiConnection
 from ._connection import QQGatewayConnection
 from ._errors import LocalProtocolError
 from ._health import Health
+from ._identify_gate import IdentifyPermissionNeeded, IdentifySent
 from ._sending import (
     SCENES,
     OutgoingMessage,
@@ -19,6 +20,7 @@ from ._sending import (
     SendRefreshToken,
     SendRetry,
 )
+from ._session import SessionStartLimit
 from ._session_state import SessionProgress, SessionState, SessionStore, session_key
 from ._state import State
 from ._events import (
@@ -79,6 +81,9 @@ __all__ = [
     "SendRefreshToken",
     "SendRetry",
     "SessionForgotten",
+    "IdentifyPermissionNeeded",
+    "IdentifySent",
+    "SessionStartLimit",
     "SessionProgress",
     "SessionState",
     "SessionStore",

@@ -27,12 +27,15 @@ class QQGatewayConnection(SocketHost):
 
     Feed it with :meth:`start`, :meth:`socket_opened`, :meth:`socket_failed`, :meth:`receive_data`,
     :meth:`handle_timer` and :meth:`close`; after each, carry out :meth:`next_actions` and arm a timer
-    for :meth:`next_timer`.
+    for :meth:`next_timer`. With ``ask_before_identify``, every new session waits for a gate outside:
+    answer ``IdentifyPermissionNeeded`` with :meth:`identify_permitted`.
     """
 
-    def __init__(self, config: GatewayConfig, rng: Optional[random.Random] = None) -> None:
+    def __init__(
+        self, config: GatewayConfig, rng: Optional[random.Random] = None, *, ask_before_identify: bool = False
+    ) -> None:
         super().__init__(config, rng)
-        self._life = Lifecycle(config, self._rng, self._sockets, self._api)
+        self._life = Lifecycle(config, self._rng, self._sockets, self._api, ask_before_identify=ask_before_identify)
         self._timed = (
             (self._life.next_due, self._life.fire),
             (self._sockets.next_due, self._deadline_passed),
@@ -75,6 +78,14 @@ class QQGatewayConnection(SocketHost):
             )
         self._life.session.restore(state.session_id, state.seq)
 
+    def identify_permitted(self, now: float) -> None:
+        """The identify gate answered ``IdentifyPermissionNeeded``: open the gateway socket and identify.
+
+        Only for a connection made with ``ask_before_identify=True``; after ``close`` it is ignored.
+        """
+        now = self._clock.tick(now, "identify_permitted")
+        self._life.identify_permitted(now)
+
     def close(self, now: float, *, keep_session: bool = False) -> None:
         """Shut down gracefully: close the gateway and stop reconnecting.
 
@@ -112,6 +123,7 @@ class QQGatewayConnection(SocketHost):
             fatal_reason=fatal.reason if fatal else None,
             fatal_close_code=fatal.close_code if fatal else None,
             session_restore=session.restore_outcome,
+            identify_permission="waiting" if life.identify_gate.asking and self.state is State.WAITING else None,
         )
 
     # ------------------------------------------------------------------ read-only views
@@ -135,6 +147,11 @@ class QQGatewayConnection(SocketHost):
     def gateway_url_fetches(self) -> int:
         """How many times ``/gateway/bot`` was asked."""
         return self._life.gateway.fetches
+
+    @property
+    def suggested_shards(self) -> Optional[int]:
+        """The shard count ``/gateway/bot`` suggested, once it was asked (None before, or if it gave none)."""
+        return self._life.gateway.suggested_shards
 
     @property
     def gateway_cache_invalidations(self) -> int:

@@ -37,6 +37,8 @@ class Health:
     fatal_close_code: Optional[int] = None
     #: A session restored from a store: "resuming", then "resumed" or "refused" (it identified instead).
     session_restore: Optional[str] = None
+    #: "waiting" while a new session waits for the identify gate's permission.
+    identify_permission: Optional[str] = None
     #: The session store's last error, while saving fails; None when it works (or there is none).
     session_store_error: Optional[str] = None
     #: "gateway" for QQGatewayConnection; "api" or "webhook" for QQApiConnection and webhook servers.

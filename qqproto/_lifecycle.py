@@ -14,8 +14,10 @@ from ._api_client import ApiClient
 from ._close_codes import CloseAction
 from ._config import GatewayConfig
 from ._events import Fatal, ReconnectScheduled, SessionForgotten
+from ._errors import LocalProtocolError
 from ._gateway_url import GatewayLocated, GatewayRateLimited, GatewayTokenRejected, GatewayUnavailable, GatewayUrlCache
 from ._http import HttpFailure
+from ._identify_gate import IdentifyGate
 from ._link import RECONNECT_CLOSE_CODE, Broken, Drop, Ending, Link, PeerClosed
 from ._recovery import Disconnect, GiveUp, Recovery, disconnect_for_close
 from ._session import Session
@@ -33,13 +35,16 @@ TOKEN_REJECTION_LIMIT = 2
 class Lifecycle:
     """Drives the state machine from IDLE to CONNECTED and back, through WAITING, to CLOSED or FATAL."""
 
-    def __init__(self, config: GatewayConfig, rng: random.Random, sockets: Sockets, api: ApiClient) -> None:
+    def __init__(
+        self, config: GatewayConfig, rng: random.Random, sockets: Sockets, api: ApiClient, *, ask_before_identify: bool
+    ) -> None:
         self._config = config
         self._rng = rng
         self._sockets = sockets
         self.api = api
         self.machine = Machine()
-        self.session = Session(config.shard)
+        self.identify_gate = IdentifyGate(config.shard, sockets, external=ask_before_identify)
+        self.session = Session(config.shard, self.identify_gate.identified)
         self.gateway = GatewayUrlCache(config)
         self.recovery = Recovery(config, rng)
         self.link: Optional[Link] = None
@@ -70,15 +75,41 @@ class Lifecycle:
             request = gateway.request(api.token.authorization)
             self._sockets.open(Kind.GATEWAY_URL, gateway.request_endpoint, now, http=request)
             return
-        if not self.session.resumable:
-            wait = self.session.identify_delay(now)
-            if wait > 0:
-                self._wait(wait, "session_limit", f"session start limit: next identify allowed in {wait:.1f}s", now)
-                return
+        if not self.session.resumable and not self._may_identify(now):
+            return
         assert gateway.endpoint is not None
         self._move(State.CONNECTING)
         sock = self._sockets.open(Kind.WEBSOCKET, gateway.endpoint, now)
         self.link = Link(sock, self._config, self._rng, self._sockets, self.machine, self.session, api.token, gateway)
+
+    def _may_identify(self, now: float) -> bool:
+        """True if a new session may be started now; else wait for the pacing or the gate outside."""
+        gate = self.identify_gate
+        if gate.external:
+            if gate.take_permission():
+                return True
+            self._move(State.WAITING)
+            return False
+        wait = gate.delay(now)
+        if wait > 0:
+            self._wait(wait, "session_limit", f"session start limit: next identify allowed in {wait:.1f}s", now)
+            return False
+        return True
+
+    def identify_permitted(self, now: float) -> None:
+        """The gate outside permitted the Identify asked for; a stopped connection ignores it."""
+        gate = self.identify_gate
+        if not gate.external:
+            raise LocalProtocolError(
+                "identify_permitted() needs a connection made with ask_before_identify=True; "
+                "without it the connection paces its own identifies"
+            )
+        if self.machine.state in STOPPED_STATES:
+            return
+        if not gate.asking:
+            raise LocalProtocolError("identify_permitted() was called, but no IdentifyPermissionNeeded is waiting for it")
+        gate.permit()
+        self.advance(now)
 
     def token_news(self, news: TokenResult, now: float) -> None:
         """What became of a token request."""
@@ -105,7 +136,7 @@ class Lifecycle:
         result = self.gateway.accept(response, now)
         if isinstance(result, GatewayLocated):
             if result.limit is not None:
-                self.session.limit = result.limit
+                self.identify_gate.limit = result.limit
             self.advance(now)
         elif isinstance(result, GatewayRateLimited):
             self._gateway_unavailable(result.reason, "rate_limited", now, cooldown=True)

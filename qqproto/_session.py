@@ -1,23 +1,18 @@
-"""The gateway session: what is held to resume it, READY's checks, and when a new one may be started."""
+"""The gateway session: what is held to resume it, READY's checks, and the session start budget's numbers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ._payloads import BadPayload
 
-__all__ = ["Session", "SessionStartLimit", "SESSION_START_WINDOW"]
-
-# max_concurrency counts session starts per this many seconds (reference §8.1).
-SESSION_START_WINDOW = 5.0
-# How long a refilled session start budget lasts when the platform gave no reset time.
-BUDGET_PERIOD = 86400.0
+__all__ = ["Session", "SessionStartLimit"]
 
 
 @dataclass
 class SessionStartLimit:
-    """How many sessions may still be started, and how fast (``session_start_limit``)."""
+    """How many sessions may still be started, and how fast (``session_start_limit``); ``reset_at`` is on the caller's clock."""
 
     total: int
     remaining: int
@@ -26,10 +21,11 @@ class SessionStartLimit:
 
 
 class Session:
-    """The held session (id and last seq), the counters a new session clears, and the session start budget."""
+    """The held session (id and last seq) and the counters a new session clears."""
 
-    def __init__(self, shard: tuple[int, int]) -> None:
+    def __init__(self, shard: tuple[int, int], on_identify: Callable[[float], None]) -> None:
         self._shard = shard
+        self._on_identify = on_identify
         self.session_id: Optional[str] = None
         self.last_seq: Optional[int] = None
         self.connected_since: Optional[float] = None
@@ -38,8 +34,6 @@ class Session:
         self.dispatches_delivered = 0
         #: For a session restored from a store: "resuming", then "resumed" or "refused".
         self.restore_outcome: Optional[str] = None
-        self.limit: Optional[SessionStartLimit] = None
-        self._last_identify_at: Optional[float] = None
 
     @property
     def resumable(self) -> bool:
@@ -96,31 +90,11 @@ class Session:
             return (shard[0], shard[1])
         return self._shard  # READY's example shows [0, 0]: keep our own count
 
+    def identified(self, now: float) -> None:
+        """An Identify went out: the identify gate counts it."""
+        self._on_identify(now)
+
     def advance_seq(self, seq: int) -> None:
         """A seq seen outside the dispatch path (RESUMED) moves the held one forward only."""
         if self.last_seq is None or seq > self.last_seq:
             self.last_seq = seq
-
-    # ------------------------------------------------------------------ the session start budget
-
-    def identify_delay(self, now: float) -> float:
-        """How long to wait before a new session may be started (0 when it may start now)."""
-        limit = self.limit
-        if limit is None:
-            return 0.0
-        if now < limit.reset_at and limit.remaining <= 0:
-            return limit.reset_at - now
-        if self._last_identify_at is not None:
-            spacing = SESSION_START_WINDOW / limit.max_concurrency
-            return max(0.0, self._last_identify_at + spacing - now)
-        return 0.0
-
-    def identified(self, now: float) -> None:
-        """A new session was asked for: spend one start from the budget, refilled once its period is over."""
-        self._last_identify_at = now
-        limit = self.limit
-        if limit is not None:
-            if now >= limit.reset_at:
-                limit.remaining = limit.total
-                limit.reset_at = now + BUDGET_PERIOD
-            limit.remaining = max(0, limit.remaining - 1)

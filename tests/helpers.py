@@ -79,8 +79,10 @@ Peer = Union[HttpPeer, WsPeer]
 class Harness:
     """Drives one client against scripted peers; time only moves when a test moves it."""
 
-    def __init__(self, config: GatewayConfig = CONFIG, *, seed: int = 0, now: float = 1000.0) -> None:
-        self.conn = QQGatewayConnection(config, random.Random(seed))
+    def __init__(
+        self, config: GatewayConfig = CONFIG, *, seed: int = 0, now: float = 1000.0, ask_before_identify: bool = False
+    ) -> None:
+        self.conn = QQGatewayConnection(config, random.Random(seed), ask_before_identify=ask_before_identify)
         self.now = now
         self.notices: list[Action] = []
         self.log: list[Action] = []

@@ -306,6 +306,7 @@ def test_session_starts_run_out_and_refill() -> None:
     net = Net(PlatformConfig(session_start_total=1, session_start_window=100.0))
     token = net.token()
     net.bot(token)
+    net.advance(5)
     late = Gateway(net)
     late.identify(token)
     assert late.payloads() == [{"op": 9, "d": False}]
@@ -397,7 +398,7 @@ def test_bad_shard_is_closed_4010(shard: list[int]) -> None:
 
 
 def test_sharded_bot_gets_one_session_per_shard() -> None:
-    net = Net(PlatformConfig(max_shards=2))
+    net = Net(PlatformConfig(max_shards=2, max_concurrency=2))
     token = net.token()
     first, second = Gateway(net), Gateway(net)
     first.identify(token, shard=[0, 2])
@@ -564,6 +565,7 @@ def test_new_identify_replaces_the_session_and_counts_abandoned_events() -> None
     old.heartbeat(3)
     net.platform.connection_lost(old.conn_id, net.now)
     net.platform.push_event("C2C_MESSAGE_CREATE", {}, net.now, event_id="E3")
+    net.advance(5)
     net.bot(token)
     assert net.platform.counters.events_abandoned == 2
     assert net.platform.abandoned_event_ids == {"E2", "E3"}
@@ -696,6 +698,7 @@ def test_identify_again_on_the_same_socket_after_op9() -> None:
     net.platform.invalidate_session(net.now)
     net.pump()
     gateway.payloads()
+    net.advance(5)
     gateway.identify(token)
     assert gateway.payloads()[0]["t"] == "READY"
 
@@ -863,7 +866,7 @@ def test_failed_resume_that_drops_the_session_closes_its_socket_4006() -> None:
 
 def test_garbage_never_raises() -> None:
     rng = random.Random(7)
-    net = Net()
+    net = Net(PlatformConfig(identify_window=0.0))
     token = net.token()
     prefixes = [
         b"",

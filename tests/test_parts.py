@@ -15,6 +15,7 @@ from qqproto._close_codes import CLOSE_RULES, CloseAction, rule_for_close
 from qqproto._heartbeat import Beat, Heartbeat
 from qqproto._http import HttpResponse
 from qqproto._recovery import GiveUp, Recovery, disconnect_for_close
+from qqproto._identify_gate import IdentifyGate
 from qqproto._session import Session, SessionStartLimit
 from qqproto._sockets import Kind, Sockets
 from qqproto._state import FINAL_STATES, STOPPED_STATES, TRANSITIONS, Machine
@@ -180,7 +181,7 @@ def test_disconnect_for_close_names_the_code_and_sets_resume_and_floor() -> None
 
 def test_recovery_drops_a_session_whose_resumes_keep_failing() -> None:
     config = GatewayConfig("1", "s", resume_failure_limit=2)
-    recovery, session = Recovery(config, random.Random(0)), Session((0, 1))
+    recovery, session = Recovery(config, random.Random(0)), Session((0, 1), lambda now: None)
     session.hold("s-1", 5)
     _, why = disconnect_for_close(4009, "", config)
     recovery.link_lost(why, session, 10.0, lived=1.0, resuming=True)
@@ -202,17 +203,17 @@ def test_recovery_gives_up_when_attempts_run_out_and_counts_causes() -> None:
 
 
 def test_identify_is_spaced_by_max_concurrency_and_stops_when_the_budget_is_spent() -> None:
-    session = Session((0, 1))
-    session.limit = SessionStartLimit(total=2, remaining=2, reset_at=1000.0, max_concurrency=2)
-    assert session.identify_delay(0.0) == 0.0
-    session.identified(0.0)
-    assert session.identify_delay(1.0) == 1.5  # 5 s / 2 per window
-    assert session.identify_delay(1.0) == 1.5  # asking changes nothing
-    session.identified(3.0)
-    assert session.identify_delay(10.0) == 990.0  # spent until reset_at
-    assert session.identify_delay(1000.0) == 0.0
-    session.identified(1000.0)
-    assert session.limit.remaining == 1 and session.limit.reset_at == 1000.0 + 86400.0
+    gate = IdentifyGate((0, 1), Sockets(CONFIG), external=False)
+    gate.limit = SessionStartLimit(total=2, remaining=2, reset_at=1000.0, max_concurrency=2)
+    assert gate.delay(0.0) == 0.0
+    gate.identified(0.0)
+    assert gate.delay(1.0) == 1.5  # 5 s / 2 per window
+    assert gate.delay(1.0) == 1.5  # asking changes nothing
+    gate.identified(3.0)
+    assert gate.delay(10.0) == 990.0  # spent until reset_at
+    assert gate.delay(1000.0) == 0.0
+    gate.identified(1000.0)
+    assert gate.limit.remaining == 1 and gate.limit.reset_at == 1000.0 + 86400.0
 
 
 # ---------------------------------------------------------------- sockets and deadlines

@@ -14,6 +14,8 @@ from qqproto import (
     Fatal,
     GatewayConfig,
     Health,
+    IdentifyPermissionNeeded,
+    IdentifySent,
     OpenSocket,
     OutgoingMessage,
     QQGatewayConnection,
@@ -48,6 +50,8 @@ READ_SIZE = 65536
 
 #: Everything that goes to the event queue: the application's events, and Fatal, which ends it.
 _QUEUED = frozenset((*APPLICATION_EVENTS, Fatal))
+#: What goes to the identify gate of a connection made with ``ask_before_identify``.
+_GATE_ACTIONS = frozenset((IdentifyPermissionNeeded, IdentifySent))
 
 
 def with_store(health: Health, keeper: Optional[SessionKeeper]) -> Health:
@@ -126,6 +130,10 @@ class Driver(abc.ABC):
         self.closing = False
         self.stopped = False
         self._lock = lock if lock is not None else contextlib.nullcontext()
+        #: Told of IdentifyPermissionNeeded and IdentifySent, for a connection that asks a gate.
+        self.on_gate_action: Optional[Callable[[Action], None]] = None
+        #: Told when events arrive or the connection stops, for a consumer that reads many drivers.
+        self.on_wake: Optional[Callable[[Driver], None]] = None
         events.on_room = self.resume_reading  # readers pause only while the queue is full
 
     def feed(self, method: Callable[..., None], *args: Any) -> None:
@@ -146,6 +154,8 @@ class Driver(abc.ABC):
                 self.open_socket(action)
             elif isinstance(action, CloseSocket):
                 self.close_socket(action.sock_id)
+            elif type(action) in _GATE_ACTIONS and self.on_gate_action is not None:
+                self.on_gate_action(action)
             else:
                 raise TypeError(f"no transport rule for {action!r}")
         if queued:
@@ -154,6 +164,8 @@ class Driver(abc.ABC):
             self.events.finish()
         if queued or self.stopped:
             self.wake_consumer()
+            if self.on_wake is not None:
+                self.on_wake(self)
         self.set_timer(due)
 
     def send_message(self, message: OutgoingMessage) -> int:
@@ -177,6 +189,8 @@ class Driver(abc.ABC):
         """End the consumer's iteration with an error the driver itself ran into."""
         self.events.finish(error)
         self.wake_consumer()
+        if self.on_wake is not None:
+            self.on_wake(self)
 
     @property
     def paused(self) -> bool:

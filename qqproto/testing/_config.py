@@ -42,10 +42,13 @@ class PlatformConfig:
     #: (calls, window seconds) shared by /gateway and /gateway/bot; None: unlimited.
     gateway_rate_limit: tuple[int, float] | None = None
     allowed_intents: int = ALL_INTENTS
-    max_shards: int = 1
+    #: Shard counts above this are refused with 4010; None: the ``shards`` /gateway/bot reports.
+    max_shards: int | None = None
     session_start_total: int = 1000
     session_start_window: float = 86400.0
+    #: Identifies per ``identify_window`` per bucket (``shard_id % max_concurrency``).
     max_concurrency: int = 1
+    identify_window: float = 5.0
     shards_suggested: int = 1
     event_log_limit: int = 10000
     #: False: refuse unauthorised intents with close 4014 (DOC); True: op 9 then 4903 (field).
@@ -54,6 +57,11 @@ class PlatformConfig:
     send_rate_limit: tuple[int, float] | None = None
     #: False: messages without msg_id/event_id are refused (40034102), as active push was withdrawn.
     allow_active_messages: bool = True
+
+    @property
+    def shard_limit(self) -> int:
+        """The largest shard count an Identify may give."""
+        return self.shards_suggested if self.max_shards is None else self.max_shards
 
     @property
     def effective_heartbeat_timeout(self) -> float:

@@ -20,6 +20,8 @@ class PlatformCounters:
     ws_connections: int = 0
     refused_connections: int = 0
     identifies: int = 0
+    #: Identifies refused because their max_concurrency bucket had one within the window.
+    identifies_throttled: int = 0
     ready_sent: int = 0
     resumes: int = 0
     resumes_ok: int = 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import TypeGuard
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "is_int", "loads"]
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -21,3 +22,8 @@ def loads(data: str | bytes) -> object:
         return json.loads(data)
     except (UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(str(exc)) from exc
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """True for a JSON integer (``true`` and ``false`` are not)."""
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -18,7 +18,9 @@ of §4's list, §14.N item N of §14's.
 | ``/websocket`` (or ``/websocket/``) upgrades; Hello ``{"op": 10, "d": {"heartbeat_interval": ms}}`` comes first | §1, §3.1, §4.3 |
 | Identify needs ``token`` = ``QQBot <valid token>``, else close 4004 | §3.1, §5.2 |
 | intents outside ``allowed_intents`` → close 4014; with ``intents_field_behaviour``, op 9 ``false`` then close 4903 "create session error" | §5.1, §6, §14.9 |
-| ``shard`` ``[id, count]`` needs ``0 <= id < count <= max_shards``, else close 4010 | §3.1, §5.1 |
+| ``shard`` ``[id, count]`` needs ``0 <= id < count <= max_shards`` (default: ``/gateway/bot``'s ``shards``), else close 4010 | §3.1, §5.1, §8.1 |
+| one Identify per ``identify_window`` (5 s) per bucket ``shard_id % max_concurrency``; another → close 4008 "identify rate limit" | §8.1 (the refusal is UNCONFIRMED) |
+| ``shards.peak_live``: per shard, the most sockets serving it at once; ``shards.identify_times``: when each shard identified | (bookkeeping) |
 | success → READY ``{"op": 0, "s": 1, "t": "READY", "d": {version, session_id, user, shard}}``; one session start is used | §3.1, §8.1 |
 | no session starts left → op 9 ``false`` then close 4903 | §8.3 (close code UNCONFIRMED) |
 | Resume with a bad token → close 4004; an unknown session, or one detached longer than ``resume_window`` → op 9 ``false`` | §3.1, §5.2, §5.3 (window UNCONFIRMED) |
@@ -44,16 +46,17 @@ from __future__ import annotations
 import random
 import string
 import uuid
-from typing import TYPE_CHECKING, Callable, TypeGuard
+from typing import TYPE_CHECKING, Callable
 
 from ._actions import ServerAction, ServerClose, ServerSend
 from ._api import API
 from ._config import PlatformConfig
 from ._counters import PlatformCounters
 from ._http_server import BadRequest, HTTPRequest, HTTPServer
-from ._json import dumps, loads
+from ._json import dumps, is_int, loads
 from ._messages import SCENE_OF_EVENT, MessageDesk
 from ._sessions import Session
+from ._shards import TOO_MANY_IDENTIFIES, ShardRules
 from ._ws_server import Binary, PeerClosed, ProtocolError, Reply, Text, WSServer, handshake_headers
 
 if TYPE_CHECKING:
@@ -119,6 +122,8 @@ class FakeQQPlatform:
         self.bot_user = {"id": str(rng.randrange(10**18, 10**19)), "username": "qqproto测试机器人", "bot": True}
         self._rng = rng
         self._api = API(self.config, rng, self.counters, self.bot_user)
+        #: The shard count, identify buckets, and which sockets serve each shard.
+        self.shards = ShardRules(self.config.shard_limit, self.config.max_concurrency, self.config.identify_window)
         #: The message endpoints, and every message they accepted (``messages.received``).
         self.messages = MessageDesk(self.counters, self.config.send_rate_limit, self.config.allow_active_messages)
         #: Set to push events to a webhook instead of the gateway (:meth:`LoopbackPlatform.push_to`).
@@ -423,7 +428,7 @@ class FakeQQPlatform:
             payload = loads(text)
         except ValueError:
             payload = None
-        if not isinstance(payload, dict) or not _is_int(payload.get("op")):
+        if not isinstance(payload, dict) or not is_int(payload.get("op")):
             self._close(sock, now, 4002)
             return
         handler = self._opcodes.get(payload["op"])
@@ -436,7 +441,7 @@ class FakeQQPlatform:
         self.counters.heartbeats += 1
         self.heartbeat_times.append(now)
         sock.heartbeat_deadline = now + self.config.effective_heartbeat_timeout
-        if sock.session is not None and _is_int(d):
+        if sock.session is not None and is_int(d):
             sock.session.saw(d)
         if not self._acks_stopped:
             self._send_text(sock, HEARTBEAT_ACK, now)
@@ -454,7 +459,7 @@ class FakeQQPlatform:
             self._close(sock, now, 4004)
             return
         intents = d.get("intents")
-        if not _is_int(intents):
+        if not is_int(intents):
             self._close(sock, now, 4013)
             return
         if intents & ~self.config.allowed_intents:
@@ -463,9 +468,13 @@ class FakeQQPlatform:
             else:
                 self._close(sock, now, 4014)
             return
-        shard = _shard(d.get("shard") or [0, 1], self.config.max_shards)
+        shard = self.shards.shard(d.get("shard") or [0, 1])
         if shard is None:
             self._close(sock, now, 4010)
+            return
+        if not self.shards.admit(shard[0], now):
+            self.counters.identifies_throttled += 1
+            self._close(sock, now, *TOO_MANY_IDENTIFIES)
             return
         if not self._api.session_starts.take(now):
             self._refuse_session(sock, now)
@@ -477,6 +486,7 @@ class FakeQQPlatform:
         self._close(sock, now, 4903)
 
     def _start_session(self, sock: _Socket, shard: tuple[int, int], now: float) -> None:
+        self.shards.serving(shard[0], sock.conn_id)
         old = self._current.get(shard[0])
         if old is not None:
             self._drop(old, now)
@@ -505,7 +515,7 @@ class FakeQQPlatform:
             not isinstance(d, dict)
             or not isinstance(d.get("token"), str)
             or not isinstance(d.get("session_id"), str)
-            or not (d.get("seq") is None or _is_int(d["seq"]))
+            or not (d.get("seq") is None or is_int(d["seq"]))
         ):
             self._close(sock, now, 4002)
             return False
@@ -533,6 +543,7 @@ class FakeQQPlatform:
             self._drop(session, now)
             self._send_text(sock, dumps({"op": 9, "d": False}), now)
             return False
+        self.shards.serving(session.shard[0], sock.conn_id)
         old_sock = self._attached_socket(session)
         if old_sock is not None:
             self._close(old_sock, now, 4009)
@@ -561,6 +572,7 @@ class FakeQQPlatform:
         if session is not None:
             session.conn_id = None
             session.detached_at = now
+            self.shards.released(session.shard[0], sock.conn_id)
 
     def _attached_socket(self, session: Session) -> _Socket | None:
         return None if session.conn_id is None else self._sockets.get(session.conn_id)
@@ -632,14 +644,3 @@ class FakeQQPlatform:
     def _random_string(self, length: int) -> str:
         return "".join(self._rng.choice(string.ascii_lowercase + string.digits) for _ in range(length))
 
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _shard(value: object, max_shards: int) -> tuple[int, int] | None:
-    """``[id, count]`` as a tuple if ``0 <= id < count <= max_shards``, else None."""
-    if not isinstance(value, list) or len(value) != 2 or not all(_is_int(v) for v in value):
-        return None
-    shard_id, count = value
-    return (shard_id, count) if 0 <= shard_id < count <= max_shards else None

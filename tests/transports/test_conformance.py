@@ -114,7 +114,7 @@ async def test_op_7_reconnects_and_resumes_at_once(transport: str, lp: LoopbackP
     assert (counters.identifies, counters.resumes_ok) == (1, 1)
 
 
-@pytest.mark.platform(max_concurrency=50)
+@pytest.mark.platform(max_concurrency=50, identify_window=0.0)  # a second identify at once
 async def test_op_9_false_identifies_a_new_session(transport: str, lp: LoopbackPlatform) -> None:
     async with run(transport, client_config(lp), lp.client_ssl_context()) as client:
         first = await client.next(Ready)
@@ -131,7 +131,7 @@ async def test_op_9_false_identifies_a_new_session(transport: str, lp: LoopbackP
     assert (counters.identifies, counters.resumes) == (2, 0)
 
 
-@pytest.mark.platform(gateway_rate_limit=(1, 60), max_concurrency=50)
+@pytest.mark.platform(gateway_rate_limit=(1, 60), max_concurrency=50, identify_window=0.0)
 async def test_the_gateway_url_is_fetched_once_and_reused(transport: str, lp: LoopbackPlatform) -> None:
     async with run(transport, client_config(lp), lp.client_ssl_context()) as client:
         await client.next(Ready)

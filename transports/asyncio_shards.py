@@ -1,0 +1,149 @@
+"""Many shards of one bot in one asyncio process: one event stream, a health entry per shard, one identify gate.
+
+Each shard is a :class:`~transports.asyncio.Gateway` whose connection asks the shared
+in-process gate before every new session; resumes never wait. Events come out as
+:class:`ShardEvent`, the shards' queues read in turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+from types import TracebackType
+from typing import Iterable, Literal, Optional, Union
+
+from qqproto import GatewayConfig, Health, LocalProtocolError, QQGatewayConnection, SessionStore
+from qqproto_shards import IDENTIFY_WINDOW, GateHealth
+
+from ._common import DEFAULT_MAX_PENDING_EVENTS, EventQueue
+from ._gate_runner import AsyncioGateRunner
+from ._session_keeper import keeper_for
+from ._shard_set import ShardEvent, ShardFatalError, ShardSet, check_shards, shard_config
+from .asyncio import Gateway
+
+__all__ = ["ShardEvent", "ShardFatalError", "Shards", "open_shards"]
+
+
+def open_shards(
+    config: GatewayConfig,
+    shards: Union[Iterable[int], Literal["auto"]] = "auto",
+    *,
+    shard_count: Optional[int] = None,
+    ssl_context: Optional[ssl.SSLContext] = None,
+    session_store: Optional[SessionStore] = None,
+    rng: Optional[random.Random] = None,
+    max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
+    identify_window: float = IDENTIFY_WINDOW,
+) -> Shards:
+    """Run ``shards`` (ids) of a bot sharded ``shard_count`` ways, on entering ``async with``.
+
+    ``"auto"`` runs every shard of the count ``/gateway/bot`` suggests; with ids, the count
+    defaults to the highest id + 1 (give it when this process runs only part of a fleet).
+    ``config.shard`` is ignored. ``identify_window`` is the platform's 5 s, shorter only in tests.
+    """
+    wanted = check_shards(shards, shard_count)
+    return Shards(config, wanted, ssl_context, session_store, rng, max_pending_events, identify_window)
+
+
+class Shards:
+    """The running shards: ``async for`` their :class:`ShardEvent` stream, ask ``health()`` any time."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        wanted: Union[tuple[list[int], int], Literal["auto"]],
+        ssl_context: Optional[ssl.SSLContext],
+        session_store: Optional[SessionStore],
+        rng: Optional[random.Random],
+        max_pending_events: int,
+        identify_window: float,
+    ) -> None:
+        self._config = config
+        self._wanted = wanted
+        self._ssl_context = ssl_context
+        self._store = session_store
+        self._rng = rng or random.Random()
+        self._max_pending = max_pending_events
+        self._window = identify_window
+        self._set = ShardSet()
+        self._gateways: dict[int, Gateway] = {}
+        self._arrival = asyncio.Event()
+        self.gate: Optional[AsyncioGateRunner] = None
+
+    async def __aenter__(self) -> Shards:
+        self.gate = AsyncioGateRunner(window=self._window)
+        if self._wanted == "auto":
+            count = await self._suggested_count()
+            ids = list(range(count))
+        else:
+            ids, count = self._wanted
+        for shard_id in ids:
+            self._gateways[shard_id] = self._shard(self.gate, shard_id, count)
+        try:
+            await asyncio.gather(*(gw.__aenter__() for gw in self._gateways.values()))
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        if exc_type is None:
+            self._set.last_finished()
+        if self.gate is not None:
+            self.gate.close()
+        await asyncio.gather(
+            *(gw.__aexit__(exc_type, exc, tb) for gw in self._gateways.values()), return_exceptions=True
+        )
+
+    def __aiter__(self) -> Shards:
+        return self
+
+    async def __anext__(self) -> ShardEvent:
+        while (event := self._set.take()) is None:
+            if self._set.done:
+                raise StopAsyncIteration
+            self._arrival.clear()
+            await self._arrival.wait()
+        return event
+
+    def health(self) -> dict[int, Health]:
+        """Each shard's health snapshot, by shard id."""
+        return self._set.health()
+
+    def gate_health(self) -> GateHealth:
+        """The identify gate's snapshot: shards waiting, and whether the daily budget is spent."""
+        assert self.gate is not None, "the shards are not running"
+        return self.gate.health()
+
+    @property
+    def shard_ids(self) -> list[int]:
+        """The shards this process runs."""
+        return list(self._gateways)
+
+    def _shard(self, gate: AsyncioGateRunner, shard_id: int, count: int) -> Gateway:
+        config = shard_config(self._config, shard_id, count)
+        conn = QQGatewayConnection(config, random.Random(self._rng.getrandbits(64)), ask_before_identify=True)
+        keeper = keeper_for(self._store, config)
+        gateway = Gateway(conn, config, self._ssl_context, EventQueue(self._max_pending), keeper=keeper)
+        self._set.join(shard_id, gateway, gate, self._arrival.set)
+        return gateway
+
+    async def _suggested_count(self) -> int:
+        """Ask ``/gateway/bot`` (through a connection that stops before it would identify) for the shard count."""
+        conn = QQGatewayConnection(self._config, random.Random(self._rng.getrandbits(64)), ask_before_identify=True)
+        probe = Gateway(conn, self._config, self._ssl_context, EventQueue(16))
+        located = asyncio.Event()
+        probe.on_gate_action = lambda action: located.set()
+        probe.on_wake = lambda driver: located.set() if driver.stopped else None
+        async with probe:
+            await located.wait()
+            if probe.stopped:
+                async for _ in probe:  # raises the probe's Fatal
+                    pass
+        count = conn.suggested_shards
+        if count is None:
+            raise LocalProtocolError("/gateway/bot suggested no shard count: pass open_shards(shards=range(n))")
+        return count
