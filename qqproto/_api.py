@@ -1,6 +1,6 @@
 """The open API's conventions, once: how a request is built and how an answer's error envelope reads.
 
-The platform answers errors with ``{"message", "code", "err_code", "trace_id"}`` (reference
+The platform answers errors with ``{"message", "code", "err_code", "trace_id"}`` (docs/protocol.md
 §9.2): ``err_code`` is the code to use and ``code`` is being retired, and the two can differ
 (the ``/gateway`` rate limit is known as code 100017 *or* err_code 40023001, §8.4). So a rule
 matches when either carries its code, and the code reported is ``err_code`` first.

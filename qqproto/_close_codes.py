@@ -1,4 +1,4 @@
-"""What the client does after the gateway closes its socket: every code of reference §5 as data.
+"""What the client does after the gateway closes its socket: every code of docs/protocol.md §5 as data.
 
 A rule marked ``instruction`` is the platform telling a live session to reconnect (4009, and
 op 7 as :data:`RECONNECT_REQUEST`): after READY or RESUMED it is no storm, so it never counts

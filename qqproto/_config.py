@@ -18,7 +18,7 @@ TOKEN_URL = "https://bots.qq.com/app/getAppAccessToken"
 
 
 class Intents(enum.IntFlag):
-    """The event groups a bot subscribes to (reference §6)."""
+    """The event groups a bot subscribes to (docs/protocol.md §6)."""
 
     GUILDS = 1 << 0
     GUILD_MEMBERS = 1 << 1

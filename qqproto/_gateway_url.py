@@ -18,10 +18,10 @@ __all__ = [
     "GatewayUnavailable",
 ]
 
-# Answers that mean "called too often" (reference §8.4).
+# Answers that mean "called too often" (docs/protocol.md §8.4).
 RATE_LIMIT_CODES = frozenset({100017, 40023001})
 RATE_LIMIT_TEXT = "频率限制"
-# Answers that mean the access token is expired or wrong (reference §9.4).
+# Answers that mean the access token is expired or wrong (docs/protocol.md §9.4).
 TOKEN_ERROR_CODES = frozenset({11243, 11244})
 # session_start_limit numbers beyond this are nonsense (and too large to turn into seconds).
 MAX_LIMIT_VALUE = 2**53

@@ -18,7 +18,7 @@ from ._sockets import Sockets
 
 __all__ = ["IdentifyGate", "IdentifyPermissionNeeded", "IdentifySent", "SESSION_START_WINDOW"]
 
-# max_concurrency counts session starts per this many seconds (reference §8.1).
+# max_concurrency counts session starts per this many seconds (docs/protocol.md §8.1).
 SESSION_START_WINDOW = 5.0
 # How long a refilled session start budget lasts when the platform gave no reset time.
 BUDGET_PERIOD = 86400.0

@@ -177,7 +177,7 @@ class Link:
         interval_ms = d.get("heartbeat_interval") if isinstance(d, dict) else None
         if isinstance(interval_ms, bool) or not isinstance(interval_ms, (int, float)) or not interval_ms > 0:
             raise BadPayload(f"Hello has no positive heartbeat_interval (got {interval_ms!r:.40})")
-        # About 41 s in practice (reference §3); anything far off is clamped, so it never makes a beat storm.
+        # About 41 s in practice (docs/protocol.md §3); anything far off is clamped, so it never makes a beat storm.
         low, high = self._config.heartbeat_interval_bounds
         interval = min(max(interval_ms, low * 1000.0), high * 1000.0) / 1000.0 * self._config.heartbeat_ratio
         self._gateway.connect_succeeded()
@@ -253,7 +253,7 @@ class Link:
 
 # Compared with every message's opcode: a plain int, quicker to reach than the enum member.
 _DISPATCH = int(Opcode.DISPATCH)
-# What each opcode the gateway sends but Dispatch is answered with (reference §3).
+# What each opcode the gateway sends but Dispatch is answered with (docs/protocol.md §3).
 _OPCODE_HANDLERS: dict[int, Callable[[Link, Payload, float], Optional[Ending]]] = {
     Opcode.HEARTBEAT_ACK: Link._on_heartbeat_ack,
     Opcode.HELLO: Link._on_hello,

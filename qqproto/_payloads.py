@@ -19,7 +19,7 @@ Message = Union[str, bytes]
 
 
 class Opcode(enum.IntEnum):
-    """Gateway opcodes (reference §3)."""
+    """Gateway opcodes (docs/protocol.md §3)."""
 
     DISPATCH = 0
     HEARTBEAT = 1
@@ -118,7 +118,7 @@ def _dump(op: Opcode, d: Any) -> str:
 
 
 def identify(token: str, intents: int, shard: tuple[int, int]) -> str:
-    """The op 2 Identify message (reference §3.1)."""
+    """The op 2 Identify message (docs/protocol.md §3.1)."""
     return _dump(
         Opcode.IDENTIFY,
         {

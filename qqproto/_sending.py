@@ -1,6 +1,6 @@
 """Sending messages so that replies arrive: the request for each attempt, and what to do with each answer.
 
-The platform's rules (reference §9, §11): a reply's ``msg_id`` is valid for a window (C2C 60
+The platform's rules (docs/protocol.md §9, §11): a reply's ``msg_id`` is valid for a window (C2C 60
 minutes, group 5 minutes) and at most 5 replies; the same ``msg_id`` + ``msg_seq`` is refused as a
 duplicate; 22009 means too fast; 11244 means the token expired. A retry reuses its ``msg_seq``, so
 a send that did arrive but whose answer was lost comes back as "de-duplicated" and counts as sent.
@@ -44,7 +44,7 @@ class Scene(enum.Enum):
 
 @dataclass(frozen=True)
 class SceneRules:
-    """The send endpoint of a scene and its passive-reply limits (reference §1, §11.2)."""
+    """The send endpoint of a scene and its passive-reply limits (docs/protocol.md §1, §11.2)."""
 
     path: str
     reply_window: float
@@ -58,7 +58,7 @@ SCENES: dict[Scene, SceneRules] = {
     Scene.DM: SceneRules("/dms/{target}/messages", 5 * 60.0, None),
 }
 
-# Platform codes and what they mean for a send (reference §9.4, §11.3).
+# Platform codes and what they mean for a send (docs/protocol.md §9.4, §11.3).
 RATE_LIMITED = frozenset({22009, 20028, 620006})
 TOKEN_EXPIRED = frozenset({11244})
 REPLY_EXPIRED = frozenset({40034005, 304027, 304103, 40034026, 40034128})

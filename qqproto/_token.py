@@ -1,4 +1,4 @@
-"""The access token: fetching it, reading the answer, and knowing when to refresh it (reference §7)."""
+"""The access token: fetching it, reading the answer, and knowing when to refresh it (docs/protocol.md §7)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ._http import Endpoint, HttpExchange, HttpResponse
 
 __all__ = ["TokenCache", "TokenIssued", "CredentialsRejected", "TokenUnavailable", "CREDENTIAL_ERROR_CODES"]
 
-# Platform codes that mean the app id or secret is wrong (reference §7.1 and §9.4).
+# Platform codes that mean the app id or secret is wrong (docs/protocol.md §7.1 and §9.4).
 CREDENTIAL_ERROR_CODES = frozenset({100016, 11251, 11261, 11275})
 # A token travels in an Authorization header: visible ASCII only.
 USABLE_TOKEN = re.compile(r"[\x21-\x7e]+")
@@ -107,7 +107,7 @@ class TokenCache:
 
 
 def _seconds(value: object) -> Optional[float]:
-    """``expires_in`` arrives as a number or as a string of digits (reference §7.1)."""
+    """``expires_in`` arrives as a number or as a string of digits (docs/protocol.md §7.1)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, str):

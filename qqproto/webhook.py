@@ -1,7 +1,7 @@
 """Webhook (HTTP callback) mode, sans-IO: verify each callback, answer it, and hand out its event once.
 
 The platform signs ``X-Signature-Timestamp`` + the raw body with an ed25519 key derived from the
-bot secret (reference §13.3); callback URL validation is op 13, answered with a signature over
+bot secret (docs/protocol.md §13.3); callback URL validation is op 13, answered with a signature over
 ``event_ts`` + ``plain_token`` (§13.2); dispatches are acknowledged with op 12 (§13.4) and may be
 delivered more than once, so they are de-duplicated by event id. Needs the ``webhook`` extra
 (``cryptography``).
@@ -75,7 +75,7 @@ STATUS = {
 
 
 def signing_seed(secret: str) -> bytes:
-    """The 32-byte ed25519 seed: the secret repeated until it is long enough, then cut (reference §13.3)."""
+    """The 32-byte ed25519 seed: the secret repeated until it is long enough, then cut (docs/protocol.md §13.3)."""
     if not secret:
         raise ValueError("the bot secret is empty")
     seed = secret
@@ -176,7 +176,7 @@ class WebhookReceiver:
         if payload["op"] == 0:
             return self._dispatch(payload, now)
         self.counts[Outcome.OTHER] += 1
-        if payload["op"] == 1:  # a heartbeat over HTTP (reference §13.5)
+        if payload["op"] == 1:  # a heartbeat over HTTP (docs/protocol.md §13.5)
             return WebhookAnswer(200, json.dumps({"op": 11, "d": payload.get("d")}).encode())
         return WebhookAnswer(200, ACK)
 

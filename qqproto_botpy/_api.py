@@ -28,7 +28,7 @@ BOTPY_SENDS: dict[Scene, tuple[str, str]] = {
     Scene.CHANNEL: ("post_message", "channel_id"),
     Scene.DM: ("post_dms", "guild_id"),
 }
-# Platform codes that mean the token was refused (reference §9.4); botpy raises these as 401s.
+# Platform codes that mean the token was refused (docs/protocol.md §9.4); botpy raises these as 401s.
 TOKEN_CODES = frozenset({11241, 11242, 11243, 11244})
 
 

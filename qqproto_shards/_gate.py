@@ -16,7 +16,7 @@ from qqproto import SessionStartLimit
 
 __all__ = ["GateHealth", "IdentifyRation", "IDENTIFY_WINDOW"]
 
-#: max_concurrency counts identifies per this many seconds (reference §8.1).
+#: max_concurrency counts identifies per this many seconds (docs/protocol.md §8.1).
 IDENTIFY_WINDOW = 5.0
 #: How long a refilled daily budget lasts when nothing newer was reported.
 BUDGET_PERIOD = 86400.0

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from qqproto import Dispatch
 from qqproto.webhook import Outcome, WebhookReceiver, signing_seed
 
-# Reference §13.2: the documented op 13 example and its signature.
+# docs/protocol.md §13.2: the documented op 13 example and its signature.
 DOC_SECRET = "DG5g3B4j9X2KOErG"
 DOC_VALIDATION = {"d": {"plain_token": "Arq0D5A61EgUu4OxUvOp", "event_ts": "1725442341"}, "op": 13}
 DOC_SIGNATURE = (

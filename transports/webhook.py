@@ -31,7 +31,7 @@ __all__ = ["WebhookApp", "ACK_MODES"]
 
 
 ACK_MODES = ("received", "handled")
-#: The platform waits about 3 s for an answer (reference §13.4); answer a little before that.
+#: The platform waits about 3 s for an answer (docs/protocol.md §13.4); answer a little before that.
 DEFAULT_ACK_TIMEOUT = 2.5
 CLOSED_BODY = b'{"message": "the receiver is shutting down"}'
 #: Before a 413, up to this many times ``max_body`` more is read and dropped; past that the connection just closes.

@@ -7,7 +7,7 @@ from ._json import is_int
 __all__ = ["ShardRules", "TOO_MANY_IDENTIFIES"]
 
 #: Close for an Identify over its bucket's ration: code 4008 is the platform's "too fast" close
-#: (reference §5.1); that it is used for this is UNCONFIRMED.
+#: (docs/protocol.md §5.1); that it is used for this is UNCONFIRMED.
 TOO_MANY_IDENTIFIES = (4008, "identify rate limit: one per max_concurrency bucket per window")
 
 
