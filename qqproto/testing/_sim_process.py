@@ -9,9 +9,13 @@ from typing import Optional
 from .._config import GatewayConfig
 from .._connection import QQGatewayConnection
 from .._events import Action, Dispatch
+from .._sending import OutgoingMessage, Scene
 from .._session_state import SessionProgress
 
-__all__ = ["BotProcess"]
+__all__ = ["BotProcess", "REPLY_SCENES"]
+
+#: The message events a bot replies to, and where its reply goes.
+REPLY_SCENES = {"GROUP_AT_MESSAGE_CREATE": Scene.GROUP, "C2C_MESSAGE_CREATE": Scene.C2C}
 
 #: Seconds a graceful deploy gives the old process to close before it exits.
 EXIT_AFTER_CLOSE = 1.0
@@ -37,6 +41,9 @@ class BotProcess:
         self.finished: Counter[str] = Counter()
         self.redelivered_after_crash = 0
         self.crash_pending: Optional[float] = None
+        #: The content of every reply the application asked for, and how many failed for good.
+        self.replies_requested: set[str] = set()
+        self.replies_failed = 0
         self._interrupted: set[str] = set()
         self._retired: Counter[str] = Counter()
 
@@ -61,6 +68,16 @@ class BotProcess:
                     self.redelivered_after_crash += 1
         self.progress.finished(event)
         return True
+
+    def reply_to(self, dispatch: Dispatch, scene: Scene, received_at: float) -> OutgoingMessage:
+        """The application's answer to a message it received at ``received_at``, marked with its event id."""
+        data = dispatch.data
+        author = data.get("author") if isinstance(data.get("author"), dict) else {}
+        target = data.get("group_openid") if scene is Scene.GROUP else author.get("user_openid")
+        marker = f"re:{dispatch.event_id}"
+        self.replies_requested.add(marker)
+        body = {"content": marker, "msg_type": 0}
+        return OutgoingMessage(scene, str(target), body, msg_id=data.get("id"), received_at=received_at)
 
     def die(self) -> None:
         """The process is gone: its connection gets no more input, and its figures are kept."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
-__all__ = ["Report", "TimelineEntry", "Uptime"]
+__all__ = ["Report", "TimelineEntry", "Uptime", "count_events", "count_replies"]
 
 
 @dataclass(frozen=True)
@@ -132,3 +132,24 @@ class Uptime:
         excess = when - self._silent_since - 2 * self._hello_interval
         self._report.silent_dead_s += max(0.0, excess)
         self._silent_since = None
+
+
+def count_events(report: Report, generated: set[str], finished: Counter[str], abandoned: set[str]) -> None:
+    """Fill the event figures: each generated event finished once, unless the platform dropped it."""
+    delivered = set(finished)
+    missing = generated - delivered
+    report.events_generated = len(generated)
+    report.events_delivered = len(delivered & generated)
+    report.events_duplicated = sum(n - 1 for n in finished.values() if n > 1)
+    report.events_abandoned_by_platform = len(missing & abandoned)
+    report.events_lost = len(missing) - report.events_abandoned_by_platform
+
+
+def count_replies(report: Report, requested: set[str], received: Sequence[Mapping[str, Any]]) -> None:
+    """Fill the reply figures from what the application asked for and the bodies the platform accepted."""
+    contents = Counter(str(body.get("content")) for body in received)
+    report.replies_requested = len(requested)
+    report.replies_delivered = len(requested & set(contents))
+    report.replies_lost = report.replies_requested - report.replies_delivered
+    report.replies_duplicated = sum(n - 1 for n in contents.values() if n > 1)
+    report.replies_sent_active = sum(1 for body in received if "msg_id" not in body)

@@ -22,22 +22,21 @@ from .._events import (
     SessionForgotten,
     TimerLate,
 )
-from .._sending import OutgoingMessage, Scene
+from .._sending import Scene
 from .._state import State
 from ._actions import ServerClose, ServerSend
 from ._dispatches import DispatchGenerator
 from ._faults import strike
 from ._plans import Fault, Plan
 from ._platform import FakeQQPlatform
-from ._sim_process import EXIT_AFTER_CLOSE, BotProcess
-from ._sim_report import Report, TimelineEntry, Uptime
+from ._sim_process import EXIT_AFTER_CLOSE, REPLY_SCENES, BotProcess
+from ._sim_report import Report, TimelineEntry, Uptime, count_events, count_replies
 
 __all__ = ["Simulation", "Report", "TimelineEntry"]
 
 GATEWAY_URL = "wss://api.sgroup.qq.com/websocket"
 PROGRESS_STEP = 3600.0
 # The message events a bot replies to, and where its reply goes.
-REPLY_SCENES = {"GROUP_AT_MESSAGE_CREATE": Scene.GROUP, "C2C_MESSAGE_CREATE": Scene.C2C}
 # After the last day no new events or faults come; this long is given to deliver what is in flight.
 SETTLE = 900.0
 
@@ -98,8 +97,6 @@ class Simulation:
         self._timer_late = 0
         self._fatal: Optional[str] = None
         self._uptime = Uptime(self.report, plan.platform.heartbeat_interval_ms / 1000.0, self.end)
-        self._replies_requested: set[str] = set()
-        self._replies_failed = 0
         self._latency_base, self._latency_jitter = plan.latency, plan.latency_jitter
         # What the simulation does with each action of the client; notices it has no use for are absent.
         self._client_handlers: dict[type, Callable[[Any], object]] = {
@@ -220,19 +217,11 @@ class Simulation:
         """The bot answers a message it received a while ago, as an application would."""
         if self._fatal is not None or not self.bot.alive:
             return
-        data = dispatch.data
-        author = data.get("author") if isinstance(data.get("author"), dict) else {}
-        target = data.get("group_openid") if scene is Scene.GROUP else author.get("user_openid")
-        marker = f"re:{dispatch.event_id}"
-        message = OutgoingMessage(
-            scene, str(target), {"content": marker, "msg_type": 0}, msg_id=data.get("id"), received_at=received_at
-        )
-        self._replies_requested.add(marker)
-        self.client.send_message(message, self.now)
+        self.client.send_message(self.bot.reply_to(dispatch, scene, received_at), self.now)
         self._after_client()
 
     def _reply_failed(self, action: MessageFailed) -> None:
-        self._replies_failed += 1
+        self.bot.replies_failed += 1
 
     def _reconnect_scheduled(self, action: ReconnectScheduled) -> None:
         self._causes[action.cause] += 1
@@ -409,32 +398,19 @@ class Simulation:
     # ------------------------------------------------------------------ the report
 
     def _finish(self) -> Report:
-        report = self.report
-        counters = self.platform.counters
-        finished = self.bot.finished
-        delivered = set(finished)
-        missing = self._generated - delivered
-        report.events_generated = len(self._generated)
-        report.events_delivered = len(delivered & self._generated)
-        report.events_duplicated = sum(n - 1 for n in finished.values() if n > 1)
-        report.events_abandoned_by_platform = len(missing & self.platform.abandoned_event_ids)
-        report.events_lost = len(missing) - report.events_abandoned_by_platform
+        report, counters, bot = self.report, self.platform.counters, self.bot
+        count_events(report, self._generated, bot.finished, self.platform.abandoned_event_ids)
         report.identifies = counters.identifies
         report.resumes = counters.resumes
-        report.gateway_url_fetches = self.bot.total("gateway_url_fetches")
-        report.gateway_cache_invalidations = self.bot.total("gateway_cache_invalidations")
-        report.token_fetches = self.bot.total("token_fetches")
-        report.events_redelivered_after_crash = self.bot.redelivered_after_crash
-        report.restarts = self.bot.generation
+        report.gateway_url_fetches = bot.total("gateway_url_fetches")
+        report.gateway_cache_invalidations = bot.total("gateway_cache_invalidations")
+        report.token_fetches = bot.total("token_fetches")
+        report.events_redelivered_after_crash = bot.redelivered_after_crash
+        report.restarts = bot.generation
         report.reconnects_by_reason = dict(sorted(self._causes.items()))
         report.faults_injected = dict(sorted(self._faults_seen.items()))
         report.timer_late_count = self._timer_late
-        received = Counter(str(m.body.get("content")) for m in self.platform.messages.received)
-        report.replies_requested = len(self._replies_requested)
-        report.replies_delivered = len(self._replies_requested & set(received))
-        report.replies_lost = report.replies_requested - report.replies_delivered
-        report.replies_duplicated = sum(n - 1 for n in received.values() if n > 1)
-        report.replies_failed = self._replies_failed
-        report.replies_sent_active = sum(1 for m in self.platform.messages.received if "msg_id" not in m.body)
+        count_replies(report, bot.replies_requested, [m.body for m in self.platform.messages.received])
+        report.replies_failed = bot.replies_failed
         report.fatal = self._fatal
         return report
