@@ -33,6 +33,11 @@ TOKEN_REJECTION_LIMIT = 2
 class Lifecycle:
     """Drives the state machine from IDLE to CONNECTED and back, through WAITING, to CLOSED or FATAL."""
 
+    __slots__ = (
+        "_config", "_rng", "_sockets", "api", "machine", "session", "gateway", "recovery", "link",
+        "reconnect_at", "fatal",
+    )
+
     def __init__(self, config: GatewayConfig, rng: random.Random, sockets: Sockets, api: ApiClient) -> None:
         self._config = config
         self._rng = rng
@@ -40,7 +45,7 @@ class Lifecycle:
         self.api = api
         self.machine = Machine()
         self.session = Session(config.shard)
-        self.gateway = GatewayUrlCache(config)
+        self.gateway = GatewayUrlCache(config, api.api_endpoint)
         self.recovery = Recovery(config, rng)
         self.link: Optional[Link] = None
         self.reconnect_at: Optional[float] = None
@@ -246,16 +251,6 @@ class Lifecycle:
         elif self.reconnect_at is not None:
             self.reconnect_at = None
             self.advance(now)
-
-    def deadline_passed(self, sock: Socket, now: float) -> None:
-        """A socket of its own waited too long."""
-        if self.machine.state is State.CLOSING:
-            self._sockets.close(sock)
-            if self.link is not None and sock is self.link.sock:
-                self.link = None
-            self._move(State.CLOSED)
-            return
-        self.socket_ended(sock, sock.deadline_reason, "timeout", now)
 
     # ------------------------------------------------------------------ stopping
 

@@ -28,6 +28,11 @@ class SessionStartLimit:
 class Session:
     """The held session (id and last seq), the counters a new session clears, and the session start budget."""
 
+    __slots__ = (
+        "_shard", "session_id", "last_seq", "connected_since", "resume_failures", "token_rejections",
+        "dispatches_delivered", "limit", "_last_identify_at",
+    )
+
     def __init__(self, shard: tuple[int, int]) -> None:
         self._shard = shard
         self.session_id: Optional[str] = None
