@@ -23,7 +23,7 @@ from ._token import TokenCache, TokenIssued, TokenResult, TokenUnavailable
 __all__ = ["ApiClient"]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Send:
     """A message on its way out: waiting for a token, for its retry time, or for an answer."""
 
@@ -35,6 +35,11 @@ class _Send:
 
 class ApiClient:
     """Token and sends over HTTP; ``receive``/``socket_ended`` return token news, the rest is actions."""
+
+    __slots__ = (
+        "_config", "_rng", "_sockets", "token", "api_endpoint", "_token_sock", "_token_retries",
+        "_refresh_at", "_sends", "_last_send_id", "_policy",
+    )
 
     def __init__(self, config: GatewayConfig, rng: random.Random, sockets: Sockets) -> None:
         self._config = config
@@ -105,6 +110,7 @@ class ApiClient:
         """Stop for good: pending sends fail and no timer stays armed (the owner closes the sockets)."""
         self.fail_sends(reason)
         self._refresh_at = None
+        self._token_sock = None
 
     def _attempt(self, send: _Send, now: float) -> None:
         if not self.token.usable(now):
@@ -158,6 +164,7 @@ class ApiClient:
         if sock.kind is Kind.SEND:
             self._send_answered(sock, result, now)
             return None
+        self._token_sock = None
         if isinstance(result, HttpFailure):
             return TokenUnavailable(f"token request failed: {result.reason}")
         return self._token_answered(result, now)
@@ -168,6 +175,7 @@ class ApiClient:
         if sock.kind is Kind.SEND:
             self._send_answered(sock, HttpFailure(reason), now)
             return None
+        self._token_sock = None
         return TokenUnavailable(f"token request failed: {reason}", cause or "token")
 
     def next_due(self) -> Optional[float]:

@@ -121,6 +121,3 @@ class QQApiConnection(SocketHost):
 
     def _own_socket_ended(self, sock: Socket, reason: str, cause: Optional[str], now: float) -> None:
         raise AssertionError(f"QQApiConnection has no {sock.kind.value} sockets")
-
-    def _own_deadline_passed(self, sock: Socket, now: float) -> None:
-        raise AssertionError(f"QQApiConnection has no {sock.kind.value} sockets")

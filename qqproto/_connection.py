@@ -169,8 +169,5 @@ class QQGatewayConnection(SocketHost):
     def _own_socket_ended(self, sock: Socket, reason: str, cause: Optional[str], now: float) -> None:
         self._life.socket_ended(sock, reason, cause, now)
 
-    def _own_deadline_passed(self, sock: Socket, now: float) -> None:
-        self._life.deadline_passed(sock, now)
-
     def _token_news(self, news: TokenResult, now: float) -> None:
         self._life.token_news(news, now)

@@ -62,9 +62,9 @@ GatewayResult = Union[GatewayLocated, GatewayRateLimited, GatewayTokenRejected, 
 class GatewayUrlCache:
     """Keeps the gateway endpoint across reconnects."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, api: Endpoint) -> None:
         self._config = config
-        self._api = Endpoint.from_url(config.api_base)
+        self._api = api
         self.endpoint: Optional[Endpoint] = None
         self.url: Optional[str] = None
         self.failures = 0

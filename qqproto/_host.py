@@ -169,10 +169,6 @@ class SocketHost(abc.ABC):
         """One of the subclass's sockets failed or broke."""
 
     @abc.abstractmethod
-    def _own_deadline_passed(self, sock: Socket, now: float) -> None:
-        """One of the subclass's sockets waited too long."""
-
-    @abc.abstractmethod
     def _token_news(self, news: TokenResult, now: float) -> None:
         """What became of a token request."""
 
@@ -219,9 +215,5 @@ class SocketHost(abc.ABC):
     def _deadline_passed(self, now: float, late: bool) -> None:
         """Fire the sockets' deadlines: the earliest one that passed gives its socket up."""
         sock = self._sockets.expired(now, late)
-        if sock is None:
-            return
-        if sock.kind in API_KINDS:
+        if sock is not None:
             self._socket_ended(sock, sock.deadline_reason, "timeout", now)
-        else:
-            self._own_deadline_passed(sock, now)

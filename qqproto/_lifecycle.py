@@ -35,6 +35,11 @@ TOKEN_REJECTION_LIMIT = 2
 class Lifecycle:
     """Drives the state machine from IDLE to CONNECTED and back, through WAITING, to CLOSED or FATAL."""
 
+    __slots__ = (
+        "_config", "_rng", "_sockets", "api", "machine", "identify_gate", "session", "gateway", "recovery",
+        "link", "reconnect_at", "fatal",
+    )
+
     def __init__(
         self, config: GatewayConfig, rng: random.Random, sockets: Sockets, api: ApiClient, *, ask_before_identify: bool
     ) -> None:
@@ -45,7 +50,7 @@ class Lifecycle:
         self.machine = Machine()
         self.identify_gate = IdentifyGate(config.shard, sockets, external=ask_before_identify)
         self.session = Session(config.shard, self.identify_gate.identified)
-        self.gateway = GatewayUrlCache(config)
+        self.gateway = GatewayUrlCache(config, api.api_endpoint)
         self.recovery = Recovery(config, rng)
         self.link: Optional[Link] = None
         self.reconnect_at: Optional[float] = None
@@ -278,16 +283,6 @@ class Lifecycle:
         elif self.reconnect_at is not None:
             self.reconnect_at = None
             self.advance(now)
-
-    def deadline_passed(self, sock: Socket, now: float) -> None:
-        """A socket of its own waited too long."""
-        if self.machine.state is State.CLOSING:
-            self._sockets.close(sock)
-            if self.link is not None and sock is self.link.sock:
-                self.link = None
-            self._move(State.CLOSED)
-            return
-        self.socket_ended(sock, sock.deadline_reason, "timeout", now)
 
     # ------------------------------------------------------------------ stopping
 

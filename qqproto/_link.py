@@ -61,6 +61,11 @@ Ending = Union[Drop, PeerClosed, Broken]
 class Link:
     """The gateway socket after it was opened: moves the state from CONNECTING to CONNECTED by itself."""
 
+    __slots__ = (
+        "sock", "ws", "_config", "_rng", "_sockets", "_machine", "_session", "_token", "_gateway",
+        "heartbeat", "beat_at",
+    )
+
     def __init__(
         self,
         sock: Socket,

@@ -61,6 +61,8 @@ def disconnect_for_close(code: Optional[int], reason: str, config: GatewayConfig
 class Recovery:
     """Keeps the backoff and the reconnect counts; turns each loss into a delay, or into giving up."""
 
+    __slots__ = ("_config", "backoff", "reconnects_by_cause", "last_disconnect_reason")
+
     def __init__(self, config: GatewayConfig, rng: random.Random) -> None:
         self._config = config
         self.backoff = Backoff(config, rng)

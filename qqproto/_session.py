@@ -23,6 +23,11 @@ class SessionStartLimit:
 class Session:
     """The held session (id and last seq) and the counters a new session clears."""
 
+    __slots__ = (
+        "_shard", "_on_identify", "session_id", "last_seq", "connected_since", "resume_failures",
+        "token_rejections", "dispatches_delivered", "restore_outcome",
+    )
+
     def __init__(self, shard: tuple[int, int], on_identify: Callable[[float], None]) -> None:
         self._shard = shard
         self._on_identify = on_identify

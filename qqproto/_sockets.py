@@ -24,7 +24,7 @@ class Kind(enum.Enum):
     SEND = "message send"
 
 
-@dataclass
+@dataclass(slots=True)
 class Socket:
     """One socket the core asked for, and what it is waiting for."""
 
@@ -42,6 +42,8 @@ class Socket:
 
 class Sockets:
     """Hands out socket ids, keeps the open ones, and collects every action in order in ``actions``."""
+
+    __slots__ = ("_config", "actions", "_open", "_last_id")
 
     def __init__(self, config: GatewayConfig) -> None:
         self._config = config
