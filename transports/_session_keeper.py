@@ -80,6 +80,8 @@ class SessionKeeper:
             return not self._pending and not self._busy and self.error is None
 
     def _offer(self) -> None:
+        if self._pending:
+            return  # a write is due already; the worker reads the progress only after clearing this flag
         with self._wake:
             self._pending = True
             if self._worker is None:
