@@ -95,19 +95,29 @@ def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("redis_url"))
 
 
-def pusher(lp: LoopbackPlatform, stop_after: threading.Event) -> tuple[threading.Thread, list[str]]:
+def pusher(lp: LoopbackPlatform) -> tuple[threading.Thread, list[str]]:
     """Push EVENTS messages, a few at a time, while the test restarts the bot; the ids in order."""
     ids: list[str] = []
+    pace = threading.Event()  # never set: its timed wait spaces the pushes, and the test never waits on it
 
     def push() -> None:
         for n in range(EVENTS):
             event_id = f"C2C_MESSAGE_CREATE:restart-{n}"
             lp.call(lambda p, now: p.push_event("C2C_MESSAGE_CREATE", {"id": f"m{n}", "content": str(n)}, now, event_id))
             ids.append(event_id)
-            if stop_after.wait(0.004):  # paces the stream; the test never waits on this
-                return
+            pace.wait(0.004)
 
     return threading.Thread(target=push, daemon=True), ids
+
+
+def first_run(lp: LoopbackPlatform, store_spec: str, transport: str) -> tuple[threading.Thread, list[str], Bot]:
+    """A bot that identified, with events flowing, and 60 of them printed."""
+    thread, pushed = pusher(lp)
+    first = Bot(lp, store_spec, transport)
+    first.wait_for(1, "Ready")
+    thread.start()
+    first.wait_for(60)
+    return thread, pushed, first
 
 
 def ids_of(lines: list[dict[str, Any]]) -> list[str]:
@@ -127,12 +137,7 @@ def saved_seq(spec: str, lp: LoopbackPlatform) -> Optional[int]:
 def test_a_killed_bot_restarted_with_a_store_resumes_and_misses_nothing(
     lp: LoopbackPlatform, store_spec: str, transport: str
 ) -> None:
-    never = threading.Event()
-    thread, pushed = pusher(lp, never)
-    first = Bot(lp, store_spec, transport)
-    first.wait_for(1, "Ready")
-    thread.start()
-    first.wait_for(60)
+    thread, pushed, first = first_run(lp, store_spec, transport)
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     before = first.dispatches()
     saved = saved_seq(store_spec, lp)
@@ -158,12 +163,7 @@ def test_a_killed_bot_restarted_with_a_store_resumes_and_misses_nothing(
 def test_a_bot_stopped_with_sigterm_restarts_with_every_event_exactly_once(
     lp: LoopbackPlatform, store_spec: str, transport: str
 ) -> None:
-    never = threading.Event()
-    thread, pushed = pusher(lp, never)
-    first = Bot(lp, store_spec, transport)
-    first.wait_for(1, "Ready")
-    thread.start()
-    first.wait_for(60)
+    thread, pushed, first = first_run(lp, store_spec, transport)
     assert first.stop(signal.SIGTERM) == 0, first.stderr()
     before = first.dispatches()
     assert saved_seq(store_spec, lp) == before[-1]["seq"], "the final save is the last event printed"
