@@ -18,7 +18,7 @@ RECORD_VERSION = 1
 class SessionState:
     """A session to resume: its id, the last seq the application finished with, and its shard.
 
-    ``saved_at`` is wall-clock seconds (``time.time()`` of whoever saved it), so that records
+    ``saved_at`` is wall-clock seconds (Unix time of whoever saved it), so that records
     from different processes compare; the core passes it through and never reads a clock.
     """
 

@@ -13,7 +13,7 @@ import trustme
 
 from qqproto import GatewayConfig, Health
 from qqproto.testing import FakeQQPlatform, PlatformConfig
-from qqproto.testing.push import WebhookPushClient
+from qqproto.testing.serve_push import WebhookPushClient
 from qqproto.testing.serve import LoopbackPlatform
 
 from ._table import render

@@ -33,7 +33,7 @@ from ._platform import FakeQQPlatform
 from ._ws_server import holds_close_frame
 
 if TYPE_CHECKING:
-    from .push import WebhookPushClient
+    from .serve_push import WebhookPushClient
 
 __all__ = ["LoopbackPlatform"]
 
@@ -135,7 +135,7 @@ class LoopbackPlatform:
         returned client reports what was pushed (``counters()``).
         """
         from ._push import WebhookPusher
-        from .push import WebhookPushClient
+        from .serve_push import WebhookPushClient
 
         if self._push_client is not None:
             raise RuntimeError("the loopback platform already pushes to a webhook")
