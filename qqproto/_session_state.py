@@ -66,7 +66,7 @@ class SessionState:
         """Read a record back; a corrupt or foreign one raises ValueError that says what is wrong."""
         try:
             data: Any = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(f"not a session record: {exc}") from None
         if not isinstance(data, dict):
             raise ValueError("not a session record: not a JSON object")

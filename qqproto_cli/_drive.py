@@ -66,14 +66,19 @@ def run(
 
 async def _asyncio(transport: str, config: GatewayConfig, ssl_context: Optional[ssl.SSLContext], hooks: _Hooks) -> None:
     if transport == "thread":
-        from transports.threaded import GatewayThread
+        from transports.threaded import GatewayFatalError, GatewayThread
 
         thread = GatewayThread(config, ssl_context, session_store=hooks.session_store)
         thread.start()
+        handled = False  # the last event printed counts as finished only if printing it did not fail
         try:
             await _consume(thread.aiter_events(), thread.health, hooks)
+            handled = True
+        except GatewayFatalError:
+            handled = True
+            raise
         finally:
-            thread.stop()
+            thread.stop(last_event_finished=handled)
             hooks.on_end(thread.health())
     else:
         from transports.asyncio import open_gateway

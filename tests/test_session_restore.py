@@ -138,3 +138,8 @@ def test_progress_follows_only_what_the_application_finished() -> None:
 def test_a_session_state_refuses_nonsense(fields: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         dataclasses.replace(SAVED, **fields)  # type: ignore[arg-type]
+
+
+def test_a_record_nested_past_the_parser_s_depth_is_refused_not_raised() -> None:
+    with pytest.raises(ValueError, match="not a session record"):
+        SessionState.from_json("[" * 100_000 + "]" * 100_000)

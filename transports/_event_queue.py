@@ -116,14 +116,20 @@ class EventQueue:
             self.keeper.finished(handed)
 
     def get(self) -> Optional[Action]:
-        """The next event, or None if none is waiting; raises the ending error once drained."""
+        """The next event, or None if none is waiting; raises the ending error once drained.
+
+        Asking is what says the consumer is done with the event it took before, whether or not
+        another is waiting: a bot idle after its last event has that event saved as finished.
+        """
+        keeper = self.keeper
+        if keeper is not None and self._handed is not None:
+            self.last_finished()
         items = self._items
         if items:
             if len(items) == self._limit and self.on_room is not None:
                 self.on_room()  # taking this one leaves room; first, so that an error here loses nothing
             event = items.popleft()
-            if self.keeper is not None:
-                self.last_finished()
+            if keeper is not None:
                 self._handed = event
             return event
         if self._error is not None:

@@ -54,10 +54,14 @@ class SessionKeeper:
     def restore(self) -> Optional[SessionState]:
         """Load the saved session (blocking); a store that fails is logged and read as nothing saved."""
         try:
-            self.restored = self.store.load(self.key)
+            restored = self.store.load(self.key)
         except Exception as exc:  # a store may fail in any way; the bot identifies instead
             self._failed("load", exc)
             return None
+        if restored is not None and restored.shard != self.progress.shard:
+            log.warning("ignoring the session under %r: it belongs to shard %s", self.key, restored.shard)
+            restored = None
+        self.restored = restored
         self.progress = SessionProgress(self.progress.shard, self.restored)
         return self.restored
 
@@ -105,14 +109,20 @@ class SessionKeeper:
                 self._busy = True
             try:
                 state = self.progress.state(self._wall_clock())
+                refused = False
                 if state is not None:
-                    self.store.save(self.key, state)
+                    refused = not self.store.save(self.key, state)
                 elif self.progress.forgotten:
                     self.store.clear(self.key)
                 self.saves += 1
-                if self.error is not None:
-                    log.warning("session store %r works again", self.store)
-                self.error = None
+                if refused:
+                    # Only a record of another session saved later (by the wall clock) wins over ours.
+                    self.error = "save refused: the store holds a later record of another session"
+                    log.warning("session store %r: %s", self.store, self.error)
+                else:
+                    if self.error is not None:
+                        log.warning("session store %r works again", self.store)
+                    self.error = None
                 delay = RETRY_FIRST
             except Exception as exc:  # a store may fail in any way; keep the newest state and retry
                 self._failed("save", exc)

@@ -121,14 +121,15 @@ class GatewayThread:
         self._thread.start()
         self._ready.wait()
 
-    def stop(self) -> None:
+    def stop(self, *, last_event_finished: bool = True) -> None:
         """Close gracefully, then end the thread; blocks until it has (about ``2 x close_timeout`` at most).
 
-        With a session store, the last event taken counts as finished: call ``stop()`` once the
-        application is done with it. The final save is made, and the session kept, before it returns.
+        With a session store, the last event taken counts as finished unless ``last_event_finished``
+        is False (the application failed on it). The final save is made, and the session kept,
+        before it returns.
         """
         with self._lock:
-            if self._keeper is not None:
+            if self._keeper is not None and last_event_finished:
                 self._events.last_finished()
             if self._loop is not None and self._stop is not None:
                 self._loop.call_soon_threadsafe(self._stop.set)

@@ -177,3 +177,36 @@ def wait_for(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
             return False
         threading.Event().wait(0.02)
     return True
+
+
+def test_asking_for_the_next_event_finishes_the_last_one_even_when_none_is_waiting(tmp_path: Path) -> None:
+    """A bot idle after its last event has that event saved: a crash then repeats nothing."""
+    from transports._event_queue import EventQueue
+
+    store = SQLiteSessionStore(tmp_path / "s.db")
+    keeper = SessionKeeper(store, "app", SHARD, wall_clock=lambda: 5.0)
+    queue = EventQueue(100)
+    queue.keeper = keeper
+    queue.put_all([Ready("s1", {}, SHARD, seq=1), *events(2, 3)])
+    taken = [queue.get() for _ in range(3)]
+    assert [type(event).__name__ for event in taken] == ["Ready", "Dispatch", "Dispatch"]
+    assert queue.get() is None  # the application asks again: nothing is waiting
+    assert keeper.close(WAIT)
+    assert store.load(KEY) == SessionState("s1", 3, SHARD, 5.0)
+
+
+def test_a_stored_session_of_another_shard_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = SQLiteSessionStore(tmp_path / "s.db")
+    store.save(KEY, SessionState("s1", 9, (1, 2), 1.0))  # under shard 0's key, a record of shard 1
+    keeper = SessionKeeper(store, "app", SHARD)
+    assert keeper.restore() is None
+    assert "shard" in caplog.text
+
+
+def test_a_save_the_store_refuses_shows_as_an_error(tmp_path: Path) -> None:
+    store = SQLiteSessionStore(tmp_path / "s.db")
+    store.save(KEY, SessionState("other", 9, SHARD, 10_000.0))  # saved later, by a clock ahead of ours
+    keeper = SessionKeeper(store, "app", SHARD, wall_clock=lambda: 5.0)
+    keeper.finished(Ready("s1", {}, SHARD, seq=1))
+    assert not keeper.close(WAIT)
+    assert keeper.error is not None and "refused" in keeper.error
