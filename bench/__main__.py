@@ -7,7 +7,7 @@ import json
 import operator
 import sys
 import time
-from typing import Callable, Optional, Union
+from collections.abc import Callable
 
 from qqproto._payloads import JSON_PARSER
 
@@ -16,7 +16,7 @@ from ._settings import FULL, QUICK, Settings
 from ._stats import Figures
 
 #: Each key with its goal: (comparison, bound), or None where the figure is only reported.
-GOALS: dict[str, Optional[tuple[str, float]]] = {
+GOALS: dict[str, tuple[str, float] | None] = {
     "decode_vs_aiohttp": (">=", 1.0),
     "decode_json_vs_aiohttp": None,
     "decode_vs_wsproto_floor": None,
@@ -60,7 +60,7 @@ def run_all(settings: Settings, progress: Callable[[str], None] = lambda line: N
     return {key: figures[key] for key in GOALS}
 
 
-def met(key: str, value: Union[float, dict[str, float]]) -> Optional[bool]:
+def met(key: str, value: float | dict[str, float]) -> bool | None:
     """Whether ``value`` meets the key's goal (every transport's, for a per-transport figure); None: no goal."""
     goal = GOALS[key]
     if goal is None:
@@ -90,7 +90,7 @@ def table(figures: Figures) -> str:
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--quick", action="store_true", help="shorter runs: a check in under two minutes")
@@ -100,7 +100,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="one benchmark; botpy: plain botpy against qqproto_botpy (~7 min, not in the full run)",
     )
     args = parser.parse_args(argv)
-    progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    progress = lambda line: print(line, file=sys.stderr, flush=True)
     if args.only == "botpy":
         from . import botpy_side  # needs the botpy extra
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from typing import Optional
 
 from qqproto import CloseSocket, GatewayConfig, OpenSocket, QQGatewayConnection, Ready, SendData
 from qqproto.testing import FakeQQPlatform, PlatformConfig, ServerSend
@@ -14,7 +13,7 @@ __all__ = ["Pair"]
 class Pair:
     """One :class:`QQGatewayConnection` and one :class:`FakeQQPlatform`, each delivering to the other at once."""
 
-    def __init__(self, seed: int, platform_config: Optional[PlatformConfig] = None) -> None:
+    def __init__(self, seed: int, platform_config: PlatformConfig | None = None) -> None:
         rng = random.Random(seed)
         self.platform = FakeQQPlatform(platform_config, rng=random.Random(rng.getrandbits(64)))
         self.platform.gateway_url = "wss://api.sgroup.qq.com/websocket"
@@ -23,7 +22,7 @@ class Pair:
         self.conn = QQGatewayConnection(config, rng=random.Random(rng.getrandbits(64)))
         self.now = 0.0
         self.wakeups = 0
-        self.gateway_sock: Optional[int] = None
+        self.gateway_sock: int | None = None
 
     def connect(self) -> Pair:
         """Start the client and run until READY."""

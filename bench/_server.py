@@ -9,9 +9,10 @@ import socket
 import ssl
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, Any, Callable, Optional
+from typing import IO, Any
 
 from qqproto import GatewayConfig
 from qqproto.testing import DispatchGenerator, FakeQQPlatform, PlatformConfig
@@ -113,7 +114,7 @@ def _serve(commands: IO[bytes], answers: IO[bytes]) -> None:
             _send(answers, lp.call(lambda platform, now: _COMMANDS[command](platform, now, bodies, *args)))
 
 
-def _stream(platform: FakeQQPlatform, now: float, bodies: list[Any], count: int) -> Optional[int]:
+def _stream(platform: FakeQQPlatform, now: float, bodies: list[Any], count: int) -> int | None:
     last = None
     for n in range(count):
         event_type, data, event_id = bodies[n % len(bodies)]

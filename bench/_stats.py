@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, Sequence, Union
+from collections.abc import Callable, Sequence
 
 __all__ = ["Figures", "median", "percentile", "rate", "timed"]
 
 #: What a benchmark reports: each key's figure, a number or one number per transport.
-Figures = dict[str, Union[float, dict[str, float]]]
+Figures = dict[str, float | dict[str, float]]
 
 
 def median(values: Sequence[float]) -> float:

@@ -9,7 +9,8 @@ and a trusted CA would arrange.  Nothing of botpy itself is changed.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import yarl
@@ -35,8 +36,8 @@ def botpy_on_loopback(lp: LoopbackPlatform) -> Iterator[None]:
             kwargs["ssl"] = ssl_context
         return await original(self, method, target, **kwargs)
 
-    setattr(aiohttp.ClientSession, "_request", request)
+    aiohttp.ClientSession._request = request
     try:
         yield
     finally:
-        setattr(aiohttp.ClientSession, "_request", original)
+        aiohttp.ClientSession._request = original

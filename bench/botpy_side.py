@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import botpy
 from botpy.message import C2CMessage, GroupMessage
@@ -54,8 +55,8 @@ class Result:
     delivered: int
     lost: int
     duplicated: int
-    after_4009: Optional[float]
-    half_open_noticed: Optional[float]
+    after_4009: float | None
+    half_open_noticed: float | None
     heartbeats: int
     heartbeats_asked: float
     replies_rejected: int
@@ -131,8 +132,8 @@ async def _play(lp: LoopbackPlatform, plan: Plan, bridged: bool) -> Result:
     ]
     pushed: dict[str, float] = {}
     calm_heartbeats = 0  # heartbeats before the first fault
-    silence: Optional[tuple[float, int]] = None  # when, and how many connections there had been
-    noticed: Optional[float] = None
+    silence: tuple[float, int] | None = None  # when, and how many connections there had been
+    noticed: float | None = None
     while (elapsed := time.monotonic() - started) < plan.end:
         while faults and faults[0][0] <= elapsed:
             at, fault = faults.pop(0)
@@ -166,7 +167,7 @@ async def _play(lp: LoopbackPlatform, plan: Plan, bridged: bool) -> Result:
     )
 
 
-def _first_after(arrivals: dict[str, float], pushed: dict[str, float], fault_at: float) -> Optional[float]:
+def _first_after(arrivals: dict[str, float], pushed: dict[str, float], fault_at: float) -> float | None:
     """Seconds from the fault to the first handler call for a message pushed after it."""
     after = [arrivals[m] for m, at in pushed.items() if at > fault_at and m in arrivals]
     return min(after) - fault_at if after else None
@@ -200,7 +201,7 @@ def _heartbeats(result: Result) -> str:
     return f"{result.heartbeats} / {result.heartbeats_asked:.1f}"
 
 
-def _seconds(value: Optional[float], waited: Optional[float] = None) -> str:
+def _seconds(value: float | None, waited: float | None = None) -> str:
     if value is None:
         return f"not within {waited:g} s" if waited is not None else "never"
     return f"{value:.2f} s"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from aiohttp import WSMsgType
 from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
@@ -20,7 +20,7 @@ from ._pair import Pair
 from ._settings import Settings
 from ._stats import Figures, median, rate, timed
 
-__all__ = ["run", "Stream"]
+__all__ = ["Stream", "run"]
 
 READ_SIZE = 64 * 1024
 MAX_MESSAGE_SIZE = 4 * 1024 * 1024

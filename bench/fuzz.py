@@ -25,8 +25,11 @@ import re
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
+
+from wsproto.utilities import generate_accept_token
 
 from qqproto import (
     Action,
@@ -40,7 +43,6 @@ from qqproto import (
     State,
 )
 from qqproto.testing import FakeQQPlatform, PlatformConfig, ServerSend
-from wsproto.utilities import generate_accept_token
 
 GATEWAY_HOST = "gateway.fuzz"
 PLATFORM = PlatformConfig(heartbeat_interval_ms=10_000, session_lifetime=600.0, token_ttl=900)
@@ -200,18 +202,100 @@ def record_transcripts(seeds: tuple[int, ...] = (0, 1)) -> list[Transcript]:
 
 # ---------------------------------------------------------------- mutating bytes
 
-INTERESTING_BYTES = b"\x00\x01\x7e\x7f\x80\x81\x88\x89\x8a\xff0 9\"{}[]:,\r\n\\"
-INTERESTING_NUMBERS = ["0", "-1", "1", "126", "65535", "65536", "2147483648", "9223372036854775808",
-                       "18446744073709551617", "1e309", "-0.0", "NaN", "Infinity", "1.5", "4009", "4914", "99999",
-                       "100017", "40023001", "11244", "100016", "429", "401", "1" + "0" * 400]
-INTERESTING_VALUES: list[Any] = [None, True, False, 0, -1, 2**63, 10**30, 1.5, float("nan"), "", "x" * 500,
-                                 "4009", [], {}, [[[[[]]]]], {"op": 0}, "\ud800", "QQBot x", 100017, 40023001,
-                                 11244, 100016, 10**400, "接口调用超过频率限制", "tok\r\nX: 1", "tok 测",
-                                 "ws://h:1/p",
-                                 "wss://[::1", "http://x/", "wss://" + "a" * 70 + ".x/", "wss://gateway.fuzz/网关",
-                                 "wss://gateway.fuzz/a b", "wss://gateway.fuzz:99999/", "wss://网关.fuzz/"]
-CLOSE_CODES = [0, 999, 1000, 1001, 1002, 1004, 1005, 1006, 1011, 1015, 2999, 3000, 4000, 4001, 4004, 4006, 4008,
-               4009, 4010, 4013, 4014, 4015, 4900, 4913, 4914, 4915, 4999, 5000, 65535]
+INTERESTING_BYTES = b'\x00\x01\x7e\x7f\x80\x81\x88\x89\x8a\xff0 9"{}[]:,\r\n\\'
+INTERESTING_NUMBERS = [
+    "0",
+    "-1",
+    "1",
+    "126",
+    "65535",
+    "65536",
+    "2147483648",
+    "9223372036854775808",
+    "18446744073709551617",
+    "1e309",
+    "-0.0",
+    "NaN",
+    "Infinity",
+    "1.5",
+    "4009",
+    "4914",
+    "99999",
+    "100017",
+    "40023001",
+    "11244",
+    "100016",
+    "429",
+    "401",
+    "1" + "0" * 400,
+]
+INTERESTING_VALUES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63,
+    10**30,
+    1.5,
+    float("nan"),
+    "",
+    "x" * 500,
+    "4009",
+    [],
+    {},
+    [[[[[]]]]],
+    {"op": 0},
+    "\ud800",
+    "QQBot x",
+    100017,
+    40023001,
+    11244,
+    100016,
+    10**400,
+    "接口调用超过频率限制",
+    "tok\r\nX: 1",
+    "tok 测",
+    "ws://h:1/p",
+    "wss://[::1",
+    "http://x/",
+    "wss://" + "a" * 70 + ".x/",
+    "wss://gateway.fuzz/网关",
+    "wss://gateway.fuzz/a b",
+    "wss://gateway.fuzz:99999/",
+    "wss://网关.fuzz/",
+]
+CLOSE_CODES = [
+    0,
+    999,
+    1000,
+    1001,
+    1002,
+    1004,
+    1005,
+    1006,
+    1011,
+    1015,
+    2999,
+    3000,
+    4000,
+    4001,
+    4004,
+    4006,
+    4008,
+    4009,
+    4010,
+    4013,
+    4014,
+    4015,
+    4900,
+    4913,
+    4914,
+    4915,
+    4999,
+    5000,
+    65535,
+]
 NUMBER = re.compile(rb"-?\d+(\.\d+)?")
 KEY = re.compile(rb"(?i)\r\nsec-websocket-key: *([^\r\n]+)")
 ACCEPT = re.compile(rb"(?i)(\r\nsec-websocket-accept: *)[A-Za-z0-9+/]{27}=")
@@ -305,7 +389,7 @@ def mutate_json(rng: random.Random, text: bytes) -> bytes:
 # ---------------------------------------------------------------- mutating HTTP answers
 
 
-def split_http(data: bytes) -> Optional[tuple[bytes, bytes]]:
+def split_http(data: bytes) -> tuple[bytes, bytes] | None:
     end = data.find(b"\r\n\r\n")
     if not data.startswith(b"HTTP/") or end < 0:
         return None
@@ -318,22 +402,41 @@ def with_length(head: bytes, body: bytes) -> bytes:
 
 
 def http_status(rng: random.Random, head: bytes, body: bytes) -> bytes:
-    status = rng.choice([b"100", b"101", b"200", b"204", b"301", b"400", b"401", b"403", b"404", b"429", b"500",
-                         b"503", b"999", b"20", b"abc"])
+    status = rng.choice(
+        [
+            b"100",
+            b"101",
+            b"200",
+            b"204",
+            b"301",
+            b"400",
+            b"401",
+            b"403",
+            b"404",
+            b"429",
+            b"500",
+            b"503",
+            b"999",
+            b"20",
+            b"abc",
+        ]
+    )
     return re.sub(rb"^HTTP/1\.1 \d+", b"HTTP/1.1 " + status, head) + body
 
 
 def http_header(rng: random.Random, head: bytes, body: bytes) -> bytes:
-    extra = rng.choice([
-        b"Transfer-Encoding: chunked\r\n",
-        b"Content-Length: 0\r\n",
-        b"Content-Length: %d\r\n" % (len(body) + rng.choice([-1, 1, 10**6])),
-        b"X-Long: " + b"a" * rng.choice([100, 70_000]) + b"\r\n",
-        b"Bad Header\r\n",
-        b" folded\r\n",
-        b"Connection: keep-alive\r\n",
-        b"Upgrade: websocket\r\n",
-    ])
+    extra = rng.choice(
+        [
+            b"Transfer-Encoding: chunked\r\n",
+            b"Content-Length: 0\r\n",
+            b"Content-Length: %d\r\n" % (len(body) + rng.choice([-1, 1, 10**6])),
+            b"X-Long: " + b"a" * rng.choice([100, 70_000]) + b"\r\n",
+            b"Bad Header\r\n",
+            b" folded\r\n",
+            b"Connection: keep-alive\r\n",
+            b"Upgrade: websocket\r\n",
+        ]
+    )
     lines = head[:-2].split(b"\r\n")
     lines.insert(rng.randint(1, len(lines) - 1), extra[:-2])
     if rng.random() < 0.3:
@@ -380,7 +483,7 @@ def frame(first: int, payload: bytes, *, length_bytes: int = 0, mask: bytes = b"
     return head + mask + payload
 
 
-def split_frames(data: bytes) -> Optional[list[tuple[int, bytes]]]:
+def split_frames(data: bytes) -> list[tuple[int, bytes]] | None:
     """The (first byte, payload) of each whole unmasked frame in ``data``, or None if it is not just that."""
     frames = []
     pos = 0
@@ -607,7 +710,7 @@ def batches(cases: int, seed: int, size: int = 2000) -> Iterator[tuple[int, int,
         yield start, min(start + size, cases), seed
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=100_000, help="how many cases to run")
     parser.add_argument("--seed", type=int, default=0, help="which family of cases")

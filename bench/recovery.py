@@ -7,7 +7,8 @@ import json
 import socket
 import ssl
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import trio
@@ -52,7 +53,11 @@ def handshake_floor(endpoints: Endpoints, context: ssl.SSLContext) -> float:
     with socket.create_connection((host, port)) as raw, context.wrap_socket(raw, server_hostname=host) as tls:
         tls.sendall(request)
         received = b""
-        while (end := received.find(b"\r\n\r\n")) < 0 or len(received) < end + 6 or len(received) < end + 6 + received[end + 5]:
+        while (
+            (end := received.find(b"\r\n\r\n")) < 0
+            or len(received) < end + 6
+            or len(received) < end + 6 + received[end + 5]
+        ):
             received += tls.recv(65536)
         tls.sendall(HEARTBEAT)
         ack = b""
@@ -65,7 +70,11 @@ def handshake_floor(endpoints: Endpoints, context: ssl.SSLContext) -> float:
 
 
 async def _recover_through(
-    open_gateway: Callable[..., Any], sleep: Callable[[float], Awaitable[None]], server: Server, reps: int, floor: Measure
+    open_gateway: Callable[..., Any],
+    sleep: Callable[[float], Awaitable[None]],
+    server: Server,
+    reps: int,
+    floor: Measure,
 ) -> Times:
     """Recovery times on an ``async for`` transport (asyncio or trio), each with a floor measured just before it."""
     times = []

@@ -9,8 +9,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
 
 import redis
 
@@ -27,7 +27,7 @@ from .e2e import Clock
 __all__ = ["run"]
 
 
-async def _stream(server: Server, count: int, store: Optional[SessionStore]) -> float:
+async def _stream(server: Server, count: int, store: SessionStore | None) -> float:
     """Dispatches per second through the asyncio transport, saving progress to ``store`` if given."""
     clock = Clock(count)
     config = server.client_config()
@@ -41,7 +41,7 @@ async def _stream(server: Server, count: int, store: Optional[SessionStore]) -> 
     return clock.rate
 
 
-async def _first_event(server: Server, store: Optional[SessionStore]) -> float:
+async def _first_event(server: Server, store: SessionStore | None) -> float:
     """Seconds from entering ``open_gateway`` to the first dispatch, pushed while no process ran."""
     started = time.perf_counter()
     streamed = False

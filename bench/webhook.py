@@ -16,8 +16,9 @@ import json
 import ssl
 import threading
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 from unittest import mock
-from typing import Any, Awaitable, Callable
 
 import aiohttp
 import anyio
@@ -45,7 +46,12 @@ def _callbacks(count: int, start: int = 0) -> list[tuple[dict[str, str], bytes]]
     stamp = str(int(time.time()))
     out = []
     for n in range(start, start + count):
-        d = {"id": f"m{n}", "content": f"message {n}", "author": {"user_openid": "u1"}, "timestamp": "2024-01-01T00:00:00+08:00"}
+        d = {
+            "id": f"m{n}",
+            "content": f"message {n}",
+            "author": {"user_openid": "u1"},
+            "timestamp": "2024-01-01T00:00:00+08:00",
+        }
         body = json.dumps({"op": 0, "s": n + 1, "t": "C2C_MESSAGE_CREATE", "id": f"ev-{n}", "d": d}).encode()
         out.append(({"x-signature-ed25519": signer.sign(stamp, body), "x-signature-timestamp": stamp}, body))
     return out
@@ -69,7 +75,8 @@ def _app_handler(callbacks: list[tuple[dict[str, str], bytes]]) -> Handle:
             "type": "http",
             "method": "POST",
             "path": "/",
-            "headers": [(k.encode(), v.encode()) for k, v in headers.items()] + [(b"content-length", str(len(body)).encode())],
+            "headers": [(k.encode(), v.encode()) for k, v in headers.items()]
+            + [(b"content-length", str(len(body)).encode())],
         }
         message = {"type": "http.request", "body": body, "more_body": False}
 
@@ -106,7 +113,9 @@ def _aiohttp_handler(callbacks: list[tuple[dict[str, str], bytes]]) -> Handle:
         payload = aiohttp.StreamReader(mock.Mock(_reading_paused=False), 2**16, loop=asyncio.get_running_loop())
         payload.feed_data(body)
         payload.feed_eof()
-        requests.append(make_mocked_request("POST", "/", headers={**headers, "Content-Length": str(len(body))}, payload=payload))
+        requests.append(
+            make_mocked_request("POST", "/", headers={**headers, "Content-Length": str(len(body))}, payload=payload)
+        )
 
     async def handle(n: int) -> None:
         response = await handler(requests[n])
@@ -215,5 +224,7 @@ def run(settings: Settings) -> Figures:
     return {
         "webhook_app_vs_aiohttp": median(aiohttp_times) / median(app_times),
         "webhook_verify_floor_vs_app": median(verify_times) / median(app_times),
-        "webhook_e2e_events_per_second": {name: median([fn() for _ in range(max(1, settings.reps // 2))]) for name, fn in runtimes.items()},
+        "webhook_e2e_events_per_second": {
+            name: median([fn() for _ in range(max(1, settings.reps // 2))]) for name, fn in runtimes.items()
+        },
     }

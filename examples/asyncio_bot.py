@@ -1,6 +1,6 @@
 """A bot on asyncio: print every message event, and stop with the reason if the platform says no for good.
 
-    qqproto serve-fake --heartbeat-ms 5000 --events-per-second 2 --run python examples/asyncio_bot.py
+qqproto serve-fake --heartbeat-ms 5000 --events-per-second 2 --run python examples/asyncio_bot.py
 """
 
 from __future__ import annotations

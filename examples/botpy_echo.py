@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import ssl
-from typing import Any, Optional
+from typing import Any
 
 import botpy
 from botpy.message import C2CMessage, GroupMessage
@@ -30,7 +30,7 @@ class EchoClient(Client):
         await message.reply(content=f"echo: {message.content}")
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--thread", action="store_true", help="keep the connection on its own thread")
     parser.add_argument("--api-base", help="the OpenAPI base URL (default: the platform's)")

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Optional
+from typing import Any
 
 CHECK_EVERY = 1.0
 STALE = 10.0
@@ -43,7 +43,7 @@ def start_bot(health_file: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL)  # QQBOT_SECRET reaches it through the environment
 
 
-def read_health(path: str) -> Optional[dict[str, Any]]:
+def read_health(path: str) -> dict[str, Any] | None:
     """The last snapshot, or None before the first one (it is replaced atomically, never half written)."""
     try:
         with open(path) as handle:
@@ -53,7 +53,7 @@ def read_health(path: str) -> Optional[dict[str, Any]]:
         return None
 
 
-def verdict(health: Optional[dict[str, Any]], started: float, down_since: Optional[float]) -> Optional[str]:
+def verdict(health: dict[str, Any] | None, started: float, down_since: float | None) -> str | None:
     """Why the bot needs a restart, or None while it is fine (or still starting)."""
     now = time.time()
     if health is None:
@@ -80,8 +80,11 @@ def main() -> int:
             elif health is not None and down_since is None:
                 down_since = time.time()
             if health is not None:
-                print(f"bot {health['state']}: {health['dispatches_delivered']} events, "
-                      f"reconnects {health['reconnects_by_cause']}", flush=True)
+                print(
+                    f"bot {health['state']}: {health['dispatches_delivered']} events, "
+                    f"reconnects {health['reconnects_by_cause']}",
+                    flush=True,
+                )
             if health is not None and health["state"] == "fatal":
                 print(f"the bot stopped for good: {health['fatal_reason']}", file=sys.stderr)
                 return 1

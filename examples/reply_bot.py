@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Optional
 
 from settings import gateway_config, ssl_context
 
@@ -21,7 +20,7 @@ from qqproto import Dispatch, MessageFailed, MessageSent, OutgoingMessage, Scene
 from transports.asyncio import GatewayFatalError, open_gateway
 
 
-def reply_to(event: Dispatch, received_at: float) -> Optional[OutgoingMessage]:
+def reply_to(event: Dispatch, received_at: float) -> OutgoingMessage | None:
     """An answer to a group @-message or a private message; None for other events."""
     text = {"content": f"got it: {event.data.get('content', '')[:20]}", "msg_type": 0}
     if event.event_type == "GROUP_AT_MESSAGE_CREATE":

@@ -1,6 +1,6 @@
 """The same bot on trio; a second task prints the connection's health every few seconds.
 
-    qqproto serve-fake --heartbeat-ms 5000 --events-per-second 2 --run python examples/trio_bot.py
+qqproto serve-fake --heartbeat-ms 5000 --events-per-second 2 --run python examples/trio_bot.py
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ async def report_health(gateway: Gateway) -> None:
 
 async def main() -> int:
     try:
-        async with open_gateway(gateway_config(), ssl_context()) as gateway:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(report_health, gateway)
-                async for event in gateway:
-                    if isinstance(event, Dispatch):
-                        print(f"event {event.event_type} seq={event.seq}", flush=True)
-                nursery.cancel_scope.cancel()  # the gateway closed: stop reporting
+        async with open_gateway(gateway_config(), ssl_context()) as gateway, trio.open_nursery() as nursery:
+            nursery.start_soon(report_health, gateway)
+            async for event in gateway:
+                if isinstance(event, Dispatch):
+                    print(f"event {event.event_type} seq={event.seq}", flush=True)
+            nursery.cancel_scope.cancel()  # the gateway closed: stop reporting
     except GatewayFatalError as exc:
         print(f"stopped for good: {exc.reason}", file=sys.stderr)
         return 1

@@ -14,20 +14,22 @@ import asyncio
 import json
 import os
 import ssl
-from typing import Optional
 
 from qqproto import Dispatch, GatewayConfig
 from transports.asyncio import open_webhook
 
 
-async def serve(port: int, secret: str, context: Optional[ssl.SSLContext]) -> None:
+async def serve(port: int, secret: str, context: ssl.SSLContext | None) -> None:
     config = GatewayConfig(app_id=os.environ.get("QQBOT_APP_ID", "0"), client_secret=secret)
     async with open_webhook(config, "127.0.0.1", port, context, sends=False) as gateway:
         print(f"listening on {gateway.url}", flush=True)
         async for event in gateway:
             if not isinstance(event, Dispatch):
                 continue
-            print(json.dumps({"t": event.event_type, "id": event.event_id, "d": event.data}, ensure_ascii=False), flush=True)
+            print(
+                json.dumps({"t": event.event_type, "id": event.event_id, "d": event.data}, ensure_ascii=False),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ matches when either carries its code, and the code reported is ``err_code`` firs
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from ._config import GatewayConfig
 from ._http import Endpoint, HttpExchange, HttpResponse
@@ -22,7 +23,7 @@ MESSAGE_LIMIT = 200
 
 
 def api_request(
-    config: GatewayConfig, method: str, endpoint: Endpoint, *, token: Optional[str] = None, body: Optional[bytes] = None
+    config: GatewayConfig, method: str, endpoint: Endpoint, *, token: str | None = None, body: bytes | None = None
 ) -> HttpExchange:
     """One open-API request: our User-Agent, JSON both ways, and ``QQBot`` authorization when ``token`` is given."""
     headers = [("User-Agent", config.user_agent)]
@@ -48,17 +49,17 @@ class ApiAnswer:
     status: int
     fields: Mapping[str, Any]
     codes: frozenset[int]
-    code: Optional[int]
+    code: int | None
     message: str
-    trace_id: Optional[str]
+    trace_id: str | None
 
     @classmethod
-    def of(cls, response: HttpResponse) -> "ApiAnswer":
+    def of(cls, response: HttpResponse) -> ApiAnswer:
         """Read a complete HTTP response."""
         return cls.read(response.status, response.body, dict(response.headers))
 
     @classmethod
-    def read(cls, status: int, body: bytes, headers: Mapping[str, str]) -> "ApiAnswer":
+    def read(cls, status: int, body: bytes, headers: Mapping[str, str]) -> ApiAnswer:
         """Read an answer (``headers`` with lower-case names); a body that is not a JSON object has no fields."""
         try:
             obj = json.loads(body) if body else None
@@ -96,7 +97,7 @@ class ApiAnswer:
         return f"{text}: {self.message}" if self.message else text
 
 
-def _code(value: object) -> Optional[int]:
+def _code(value: object) -> int | None:
     """A platform code: a non-zero integer, or a string of digits; 0 and anything else mean none."""
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Optional, Union
 
 from ._api import api_request
 from ._backoff import jittered_delay
@@ -29,7 +28,7 @@ class _Send:
 
     send_id: int
     message: OutgoingMessage
-    due: Optional[float] = None
+    due: float | None = None
     waiting_for_token: bool = False
 
 
@@ -37,8 +36,17 @@ class ApiClient:
     """Token and sends over HTTP; ``receive``/``socket_ended`` return token news, the rest is actions."""
 
     __slots__ = (
-        "_config", "_rng", "_sockets", "token", "api_endpoint", "_token_sock", "_token_retries",
-        "_refresh_at", "_sends", "_last_send_id", "_policy",
+        "_config",
+        "_last_send_id",
+        "_policy",
+        "_refresh_at",
+        "_rng",
+        "_sends",
+        "_sockets",
+        "_token_retries",
+        "_token_sock",
+        "api_endpoint",
+        "token",
     )
 
     def __init__(self, config: GatewayConfig, rng: random.Random, sockets: Sockets) -> None:
@@ -47,9 +55,9 @@ class ApiClient:
         self._sockets = sockets
         self.token = TokenCache(config)
         self.api_endpoint = Endpoint.from_url(config.api_base)
-        self._token_sock: Optional[Socket] = None
+        self._token_sock: Socket | None = None
         self._token_retries = 0
-        self._refresh_at: Optional[float] = None
+        self._refresh_at: float | None = None
         self._sends: dict[int, _Send] = {}
         self._last_send_id = 0
         self._policy = SendPolicy(
@@ -76,7 +84,9 @@ class ApiClient:
         config = self._config
         if until_issued or any(send.waiting_for_token for send in self._sends.values()):
             self._token_retries += 1
-            self._refresh_at = now + jittered_delay(config.backoff_base, config.backoff_cap, self._token_retries, self._rng)
+            self._refresh_at = now + jittered_delay(
+                config.backoff_base, config.backoff_cap, self._token_retries, self._rng
+            )
             return
         remaining = self.token.expires_at - now
         if remaining > config.backoff_base:
@@ -104,7 +114,9 @@ class ApiClient:
     def fail_sends(self, reason: str) -> None:
         """Every message still on its way fails with ``reason``."""
         for send in list(self._sends.values()):
-            self._send_failed(send, SendFailed(f"the connection stopped before the message was sent: {reason}", None, None))
+            self._send_failed(
+                send, SendFailed(f"the connection stopped before the message was sent: {reason}", None, None)
+            )
 
     def stop(self, reason: str) -> None:
         """Stop for good: pending sends fail and no timer stays armed (the owner closes the sockets)."""
@@ -126,7 +138,7 @@ class ApiClient:
         sock = self._sockets.open(Kind.SEND, endpoint, now, http=exchange)
         sock.send_id = send.send_id
 
-    def _send_answered(self, sock: Socket, result: Union[HttpResponse, HttpFailure], now: float) -> None:
+    def _send_answered(self, sock: Socket, result: HttpResponse | HttpFailure, now: float) -> None:
         send = self._sends.get(sock.send_id) if sock.send_id is not None else None
         if send is None:
             return
@@ -154,7 +166,7 @@ class ApiClient:
 
     # ------------------------------------------------------------------ its sockets and timers
 
-    def receive(self, sock: Socket, data: bytes, now: float) -> Optional[TokenResult]:
+    def receive(self, sock: Socket, data: bytes, now: float) -> TokenResult | None:
         """Bytes for one of its sockets; what became of the token, if this was the token's answer."""
         assert sock.http is not None
         result = sock.http.receive_data(data)
@@ -169,7 +181,7 @@ class ApiClient:
             return TokenUnavailable(f"token request failed: {result.reason}")
         return self._token_answered(result, now)
 
-    def socket_ended(self, sock: Socket, reason: str, cause: Optional[str], now: float) -> Optional[TokenResult]:
+    def socket_ended(self, sock: Socket, reason: str, cause: str | None, now: float) -> TokenResult | None:
         """One of its sockets failed or timed out."""
         self._sockets.close(sock)
         if sock.kind is Kind.SEND:
@@ -178,7 +190,7 @@ class ApiClient:
         self._token_sock = None
         return TokenUnavailable(f"token request failed: {reason}", cause or "token")
 
-    def next_due(self) -> Optional[float]:
+    def next_due(self) -> float | None:
         """When the token refresh or a send retry is next due."""
         due = self._refresh_at
         for send in self._sends.values():
@@ -199,7 +211,7 @@ class ApiClient:
 
     # ------------------------------------------------------------------ for health
 
-    def token_expires_in(self, now: float) -> Optional[float]:
+    def token_expires_in(self, now: float) -> float | None:
         """Seconds the held token has left, or None without one."""
         return self.token.expires_at - now if self.token.usable(now) else None
 

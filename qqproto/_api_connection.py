@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from typing import Optional
 
 from ._config import GatewayConfig
 from ._errors import LocalProtocolError
@@ -14,7 +13,7 @@ from ._sockets import Kind, Socket
 from ._state import API_TRANSITIONS, STOPPED_STATES, Machine, State
 from ._token import CredentialsRejected, TokenIssued, TokenResult
 
-__all__ = ["QQApiConnection", "API_MODES"]
+__all__ = ["API_MODES", "QQApiConnection"]
 
 #: What an API-only connection may call its mode in :class:`Health`.
 API_MODES = frozenset({"api", "webhook"})
@@ -29,15 +28,15 @@ class QQApiConnection(SocketHost):
     :meth:`health` reports (``"api"``, or ``"webhook"`` when events arrive by callback).
     """
 
-    def __init__(self, config: GatewayConfig, rng: Optional[random.Random] = None, *, mode: str = "api") -> None:
+    def __init__(self, config: GatewayConfig, rng: random.Random | None = None, *, mode: str = "api") -> None:
         super().__init__(config, rng)
         if mode not in API_MODES:
             raise LocalProtocolError(f"QQApiConnection mode must be one of {sorted(API_MODES)}, not {mode!r}")
         self._mode = mode
         self._machine = Machine(API_TRANSITIONS)
-        self._connected_since: Optional[float] = None
-        self._fatal: Optional[Fatal] = None
-        self._last_token_failure: Optional[str] = None
+        self._connected_since: float | None = None
+        self._fatal: Fatal | None = None
+        self._last_token_failure: str | None = None
         self._timed = ((self._sockets.next_due, self._deadline_passed), (self._api.next_due, self._api.fire))
 
     def __repr__(self) -> str:
@@ -119,5 +118,5 @@ class QQApiConnection(SocketHost):
     def _own_receive(self, sock: Socket, data: bytes, now: float) -> None:
         raise AssertionError(f"QQApiConnection has no {sock.kind.value} sockets")
 
-    def _own_socket_ended(self, sock: Socket, reason: str, cause: Optional[str], now: float) -> None:
+    def _own_socket_ended(self, sock: Socket, reason: str, cause: str | None, now: float) -> None:
         raise AssertionError(f"QQApiConnection has no {sock.kind.value} sockets")

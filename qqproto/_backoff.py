@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from typing import Optional
 
 from ._config import GatewayConfig
 
@@ -30,7 +29,7 @@ class Backoff:
         self.attempts = 0
         self.quick_disconnects = 0
 
-    def connection_ended(self, lived: Optional[float]) -> None:
+    def connection_ended(self, lived: float | None) -> None:
         """Record how long a gateway socket stayed open (``None``: it never opened)."""
         if lived is None:
             return

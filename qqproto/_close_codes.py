@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Optional
 
-__all__ = ["CloseAction", "CloseRule", "CLOSE_RULES", "RECONNECT_REQUEST", "rule_for_close"]
+__all__ = ["CLOSE_RULES", "RECONNECT_REQUEST", "CloseAction", "CloseRule", "rule_for_close"]
 
 
 class CloseAction(enum.Enum):
@@ -81,7 +80,7 @@ _DROPPED = CloseRule(_R, "the connection dropped without a gateway close code")
 _UNKNOWN = CloseRule(_I, "unknown close code")
 
 
-def rule_for_close(code: Optional[int]) -> CloseRule:
+def rule_for_close(code: int | None) -> CloseRule:
     """The rule for a close code; ``None`` or a WebSocket-level code (below 4000) is a plain drop."""
     if code is None or code < 4000:
         return _DROPPED

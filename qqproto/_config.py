@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Optional, Union
 from urllib.parse import urlsplit
 
 from ._errors import LocalProtocolError
 from ._http import Endpoint
 
-__all__ = ["Intents", "GatewayConfig", "PRODUCTION_API_BASE", "SANDBOX_API_BASE", "TOKEN_URL"]
+__all__ = ["PRODUCTION_API_BASE", "SANDBOX_API_BASE", "TOKEN_URL", "GatewayConfig", "Intents"]
 
 PRODUCTION_API_BASE = "https://api.sgroup.qq.com"
 SANDBOX_API_BASE = "https://sandbox.api.sgroup.qq.com"
@@ -42,11 +41,11 @@ class GatewayConfig:
 
     app_id: str
     client_secret: str = field(repr=False)
-    intents: Union[Intents, int] = Intents.GROUP_AND_C2C_EVENT | Intents.PUBLIC_GUILD_MESSAGES
+    intents: Intents | int = Intents.GROUP_AND_C2C_EVENT | Intents.PUBLIC_GUILD_MESSAGES
     shard: tuple[int, int] = (0, 1)
     api_base: str = PRODUCTION_API_BASE
     token_url: str = TOKEN_URL
-    max_reconnect_attempts: Optional[int] = None
+    max_reconnect_attempts: int | None = None
 
     # Heartbeats: beat every Hello interval x ratio; a late timer past the threshold is reported.
     heartbeat_ratio: float = 0.8

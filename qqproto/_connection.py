@@ -7,7 +7,6 @@ for; :mod:`._lifecycle` carries out what the parts answer.
 from __future__ import annotations
 
 import random
-from typing import Optional
 
 from ._config import GatewayConfig
 from ._errors import LocalProtocolError
@@ -32,7 +31,7 @@ class QQGatewayConnection(SocketHost):
     """
 
     def __init__(
-        self, config: GatewayConfig, rng: Optional[random.Random] = None, *, ask_before_identify: bool = False
+        self, config: GatewayConfig, rng: random.Random | None = None, *, ask_before_identify: bool = False
     ) -> None:
         super().__init__(config, rng)
         self._life = Lifecycle(config, self._rng, self._sockets, self._api, ask_before_identify=ask_before_identify)
@@ -134,12 +133,12 @@ class QQGatewayConnection(SocketHost):
         return self._life.machine.state
 
     @property
-    def session_id(self) -> Optional[str]:
+    def session_id(self) -> str | None:
         """The held session, if any."""
         return self._life.session.session_id
 
     @property
-    def last_seq(self) -> Optional[int]:
+    def last_seq(self) -> int | None:
         """The sequence number of the last dispatch received in the held session."""
         return self._life.session.last_seq
 
@@ -149,7 +148,7 @@ class QQGatewayConnection(SocketHost):
         return self._life.gateway.fetches
 
     @property
-    def suggested_shards(self) -> Optional[int]:
+    def suggested_shards(self) -> int | None:
         """The shard count ``/gateway/bot`` suggested, once it was asked (None before, or if it gave none)."""
         return self._life.gateway.suggested_shards
 
@@ -166,7 +165,7 @@ class QQGatewayConnection(SocketHost):
     def _own_receive(self, sock: Socket, data: bytes, now: float) -> None:
         self._life.receive(sock, data, now)
 
-    def _own_socket_ended(self, sock: Socket, reason: str, cause: Optional[str], now: float) -> None:
+    def _own_socket_ended(self, sock: Socket, reason: str, cause: str | None, now: float) -> None:
         self._life.socket_ended(sock, reason, cause, now)
 
     def _token_news(self, news: TokenResult, now: float) -> None:

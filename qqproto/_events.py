@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 __all__ = [
     "Action",
-    "OpenSocket",
-    "SendData",
     "CloseSocket",
-    "Ready",
-    "Resumed",
     "Dispatch",
-    "HeartbeatSent",
-    "HeartbeatAcked",
-    "ReconnectScheduled",
-    "TimerLate",
     "Fatal",
-    "SessionForgotten",
-    "MessageSent",
+    "HeartbeatAcked",
+    "HeartbeatSent",
     "MessageFailed",
+    "MessageSent",
+    "OpenSocket",
+    "Ready",
+    "ReconnectScheduled",
+    "Resumed",
+    "SendData",
     "SendRetryScheduled",
+    "SessionForgotten",
+    "TimerLate",
 ]
 
 
@@ -39,7 +39,7 @@ class OpenSocket(Action):
     host: str
     port: int
     tls: bool
-    server_hostname: Optional[str]
+    server_hostname: str | None
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Ready(Action):
     user: dict[str, Any]
     shard: tuple[int, int]
     #: The seq READY carried: where the application's progress in this session starts.
-    seq: Optional[int] = None
+    seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -86,10 +86,10 @@ class Dispatch(Action):
     event_type: str
     data: Any
     seq: int
-    event_id: Optional[str]
+    event_id: str | None
 
 
-def new_dispatch(event_type: str, data: Any, seq: int, event_id: Optional[str]) -> Dispatch:
+def new_dispatch(event_type: str, data: Any, seq: int, event_id: str | None) -> Dispatch:
     """``Dispatch(...)`` without the frozen dataclass's four ``object.__setattr__`` calls: one is made per event."""
     event = object.__new__(Dispatch)
     event.__dict__.update(event_type=event_type, data=data, seq=seq, event_id=event_id)
@@ -100,7 +100,7 @@ def new_dispatch(event_type: str, data: Any, seq: int, event_id: Optional[str]) 
 class HeartbeatSent(Action):
     """Notice: a heartbeat carrying ``seq`` went out."""
 
-    seq: Optional[int]
+    seq: int | None
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ class Fatal(Action):
     """The connection has stopped for good; ``reason`` says why and what to do."""
 
     reason: str
-    close_code: Optional[int]
+    close_code: int | None
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ class MessageSent(Action):
     """The message ``send_id`` reached the platform (``duplicate``: an earlier attempt had already)."""
 
     send_id: int
-    message_id: Optional[str]
+    message_id: str | None
     duplicate: bool = False
 
 
@@ -164,8 +164,8 @@ class MessageFailed(Action):
 
     send_id: int
     reason: str
-    code: Optional[int] = None
-    trace_id: Optional[str] = None
+    code: int | None = None
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
-
-__all__ = ["SIMPLE_TEXT", "OPCODE_TEXT", "OPCODE_CLOSE", "OPCODE_PONG", "frame_extent", "encode_frame", "unmask"]
+__all__ = ["OPCODE_CLOSE", "OPCODE_PONG", "OPCODE_TEXT", "SIMPLE_TEXT", "encode_frame", "frame_extent", "unmask"]
 
 OPCODE_TEXT, OPCODE_CLOSE, OPCODE_PONG = 0x1, 0x8, 0xA
 # FIN set, no reserved bits, opcode 1: a whole text message in one frame.
@@ -12,7 +10,7 @@ SIMPLE_TEXT = 0x80 | OPCODE_TEXT
 UNUSUAL = -1
 
 
-def frame_extent(buffer: Union[bytes, bytearray], pos: int) -> Optional[tuple[int, int, int, bool]]:
+def frame_extent(buffer: bytes | bytearray, pos: int) -> tuple[int, int, int, bool] | None:
     """Read the header at ``pos``: (first byte, header size, payload size, masked); None until it is all in.
 
     The first byte comes back as ``UNUSUAL`` when the length is not minimally encoded, which
@@ -51,7 +49,7 @@ def unmask(payload: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(payload, "big") ^ int.from_bytes(keystream, "big")).to_bytes(size, "big")
 
 
-def encode_frame(opcode: int, payload: bytes, mask: Optional[bytes] = None) -> bytes:
+def encode_frame(opcode: int, payload: bytes, mask: bytes | None = None) -> bytes:
     """One final frame; clients pass a 4-byte ``mask``, servers none."""
     size = len(payload)
     mask_bit = 0x80 if mask is not None else 0

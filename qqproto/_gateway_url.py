@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Union
 
-from ._config import GatewayConfig
 from ._api import ApiAnswer, api_request
+from ._config import GatewayConfig
 from ._http import Endpoint, HttpExchange, HttpResponse
 from ._session import SessionStartLimit
 
 __all__ = [
-    "GatewayUrlCache",
     "GatewayLocated",
     "GatewayRateLimited",
     "GatewayTokenRejected",
     "GatewayUnavailable",
+    "GatewayUrlCache",
 ]
 
 # Answers that mean "called too often" (docs/protocol.md §8.4).
@@ -32,7 +32,7 @@ class GatewayLocated:
     """The gateway URL was fetched and cached; ``limit`` is the session start budget that came with it."""
 
     url: str
-    limit: Optional[SessionStartLimit] = None
+    limit: SessionStartLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,13 @@ class GatewayUrlCache:
     def __init__(self, config: GatewayConfig, api: Endpoint) -> None:
         self._config = config
         self._api = api
-        self.endpoint: Optional[Endpoint] = None
-        self.url: Optional[str] = None
+        self.endpoint: Endpoint | None = None
+        self.url: str | None = None
         self.failures = 0
         self.stale = False
         self.fetches = 0
         self.invalidations = 0
-        self.suggested_shards: Optional[int] = None
+        self.suggested_shards: int | None = None
 
     @property
     def request_endpoint(self) -> Endpoint:
@@ -139,7 +139,7 @@ class GatewayUrlCache:
         self.failures = 0
 
 
-def _read_limit(raw: object, now: float) -> Optional[SessionStartLimit]:
+def _read_limit(raw: object, now: float) -> SessionStartLimit | None:
     if not isinstance(raw, dict):
         return None
     values = [raw.get(key) for key in ("total", "remaining", "reset_after", "max_concurrency")]

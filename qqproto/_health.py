@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from ._state import FINAL_STATES
 
@@ -18,34 +18,34 @@ class Health:
 
     state: str
     connected: bool
-    session_id: Optional[str]
-    last_seq: Optional[int]
+    session_id: str | None
+    last_seq: int | None
     shard: tuple[int, int]
-    connected_for: Optional[float]
-    heartbeat_interval: Optional[float]
-    heartbeat_latency: Optional[float]
-    last_heartbeat_ack_age: Optional[float]
+    connected_for: float | None
+    heartbeat_interval: float | None
+    heartbeat_latency: float | None
+    last_heartbeat_ack_age: float | None
     reconnect_attempts: int
-    next_retry_in: Optional[float]
-    last_disconnect_reason: Optional[str]
+    next_retry_in: float | None
+    last_disconnect_reason: str | None
     reconnects_by_cause: dict[str, int] = field(default_factory=dict)
     dispatches_delivered: int = 0
     timer_late_count: int = 0
     gateway_url_cached: bool = False
-    token_expires_in: Optional[float] = None
-    fatal_reason: Optional[str] = None
-    fatal_close_code: Optional[int] = None
+    token_expires_in: float | None = None
+    fatal_reason: str | None = None
+    fatal_close_code: int | None = None
     #: A session restored from a store: "resuming", then "resumed" or "refused" (it identified instead).
-    session_restore: Optional[str] = None
+    session_restore: str | None = None
     #: "waiting" while a new session waits for the identify gate's permission.
-    identify_permission: Optional[str] = None
+    identify_permission: str | None = None
     #: The session store's last error, while saving fails; None when it works (or there is none).
-    session_store_error: Optional[str] = None
+    session_store_error: str | None = None
     #: "gateway" for QQGatewayConnection; "api" or "webhook" for QQApiConnection and webhook servers.
     mode: str = "gateway"
     #: Webhook mode: the ``now`` (Unix time) of the last event handed out, and its age.
-    last_event_at: Optional[float] = None
-    last_event_age: Optional[float] = None
+    last_event_at: float | None = None
+    last_event_age: float | None = None
     #: Webhook mode: callbacks whose event was handed out, redeliveries dropped, and refusals by reason.
     accepted_requests: int = 0
     duplicate_requests: int = 0

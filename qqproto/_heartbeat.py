@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import enum
-from typing import Optional
 
-__all__ = ["Heartbeat", "Beat"]
+__all__ = ["Beat", "Heartbeat"]
 
 
 class Beat(enum.Enum):
@@ -21,10 +20,10 @@ class Heartbeat:
     def __init__(self, interval: float, now: float) -> None:
         self.interval = interval
         self.due_at = now + interval
-        self.sent_at: Optional[float] = None
+        self.sent_at: float | None = None
         self.acked = True
-        self.last_ack_at: Optional[float] = None
-        self.latency: Optional[float] = None
+        self.last_ack_at: float | None = None
+        self.latency: float | None = None
 
     def due(self, now: float, *, late: bool) -> Beat:
         """Decide at a due time: beat, or give the socket up as a zombie.
@@ -42,7 +41,7 @@ class Heartbeat:
         self.acked = False
         self.due_at = now + self.interval
 
-    def ack(self, now: float) -> Optional[float]:
+    def ack(self, now: float) -> float | None:
         """An op 11 arrived; return the latency of the beat it answers, or None if none was waiting."""
         self.last_ack_at = now
         if self.acked or self.sent_at is None:

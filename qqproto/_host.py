@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import random
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 from ._api_client import ApiClient
 from ._config import GatewayConfig
@@ -27,13 +27,13 @@ __all__ = ["SocketHost", "TimedPart"]
 API_KINDS = frozenset({Kind.TOKEN, Kind.SEND})
 
 #: A part that keeps time: when it is next due, and how to fire it (``now``, ``late``).
-TimedPart = tuple[Callable[[], Optional[float]], Callable[[float, bool], None]]
+TimedPart = tuple[Callable[[], float | None], Callable[[float, bool], None]]
 
 
 class SocketHost(abc.ABC):
     """The public inputs and outputs of a connection; subclasses route their own sockets and timers."""
 
-    def __init__(self, config: GatewayConfig, rng: Optional[random.Random]) -> None:
+    def __init__(self, config: GatewayConfig, rng: random.Random | None) -> None:
         if not isinstance(config, GatewayConfig):
             name = type(self).__name__
             raise LocalProtocolError(
@@ -139,7 +139,7 @@ class SocketHost(abc.ABC):
         actions, sockets.actions = sockets.actions, []
         return actions
 
-    def next_timer(self) -> Optional[float]:
+    def next_timer(self) -> float | None:
         """When :meth:`handle_timer` is next due, or None when nothing is waiting on time."""
         return self._earliest()[0]
 
@@ -149,7 +149,7 @@ class SocketHost(abc.ABC):
         return self._api.token.fetches
 
     @property
-    def access_token(self) -> Optional[str]:
+    def access_token(self) -> str | None:
         """The access token this connection holds, unexpired at the last input; for the bot's other HTTP calls."""
         token = self._api.token
         return token.authorization if token.usable(self._clock.now) else None
@@ -165,7 +165,7 @@ class SocketHost(abc.ABC):
         """Bytes for one of the subclass's sockets."""
 
     @abc.abstractmethod
-    def _own_socket_ended(self, sock: Socket, reason: str, cause: Optional[str], now: float) -> None:
+    def _own_socket_ended(self, sock: Socket, reason: str, cause: str | None, now: float) -> None:
         """One of the subclass's sockets failed or broke."""
 
     @abc.abstractmethod
@@ -194,17 +194,17 @@ class SocketHost(abc.ABC):
         if due is not None and now >= due:
             self.handle_timer(now)
 
-    def _earliest(self) -> tuple[Optional[float], Optional[Callable[[float, bool], None]]]:
+    def _earliest(self) -> tuple[float | None, Callable[[float, bool], None] | None]:
         """The nearest due time over every part that keeps time, and how to fire it (ties go to the later part)."""
-        best: Optional[float] = None
-        fire: Optional[Callable[[float, bool], None]] = None
+        best: float | None = None
+        fire: Callable[[float, bool], None] | None = None
         for next_due, part_fire in self._timed:
             at = next_due()
             if at is not None and (best is None or at <= best):
                 best, fire = at, part_fire
         return best, fire
 
-    def _socket_ended(self, sock: Socket, reason: str, cause: Optional[str], now: float) -> None:
+    def _socket_ended(self, sock: Socket, reason: str, cause: str | None, now: float) -> None:
         if sock.kind in API_KINDS:
             news = self._api.socket_ended(sock, reason, cause, now)
             if news is not None:

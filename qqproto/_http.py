@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional, Union
 from urllib.parse import SplitResult, urlsplit
 
 import h11
 
-__all__ = ["Endpoint", "HttpResponse", "HttpFailure", "HttpExchange"]
+__all__ = ["Endpoint", "HttpExchange", "HttpFailure", "HttpResponse"]
 
 # What a request line may carry as its target: visible ASCII, no spaces.
 REQUEST_TARGET = re.compile(r"[\x21-\x7e]+")
@@ -25,7 +24,7 @@ class Endpoint:
     target: str
 
     @classmethod
-    def from_url(cls, url: str) -> "Endpoint":
+    def from_url(cls, url: str) -> Endpoint:
         """Split an http(s) or ws(s) URL that can go into a request line; raise ValueError for anything else."""
         parts: SplitResult = urlsplit(url)
         secure = {"https": True, "wss": True, "http": False, "ws": False}.get(parts.scheme)
@@ -50,7 +49,7 @@ class Endpoint:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == default else f"{host}:{self.port}"
 
-    def join(self, path: str) -> "Endpoint":
+    def join(self, path: str) -> Endpoint:
         """The same server with ``path`` appended to this endpoint's base path."""
         return Endpoint(self.host, self.port, self.tls, self.target.rstrip("/") + path)
 
@@ -63,7 +62,7 @@ class HttpResponse:
     headers: tuple[tuple[str, str], ...]
     body: bytes
 
-    def header(self, name: str) -> Optional[str]:
+    def header(self, name: str) -> str | None:
         """The first value of a header, matched without regard to case."""
         wanted = name.lower()
         for key, value in self.headers:
@@ -113,7 +112,7 @@ class HttpExchange:
         """The bytes of the whole request, to write once the socket is open."""
         return self._request
 
-    def receive_data(self, data: bytes) -> Union[HttpResponse, HttpFailure, None]:
+    def receive_data(self, data: bytes) -> HttpResponse | HttpFailure | None:
         """Feed bytes read from the socket (``b""`` at EOF); a result once the response is complete."""
         try:
             self._received += len(data)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Optional
 
 from ._events import Action
 from ._session import SessionStartLimit
 from ._sockets import Sockets
 
-__all__ = ["IdentifyGate", "IdentifyPermissionNeeded", "IdentifySent", "SESSION_START_WINDOW"]
+__all__ = ["SESSION_START_WINDOW", "IdentifyGate", "IdentifyPermissionNeeded", "IdentifySent"]
 
 # max_concurrency counts session starts per this many seconds (docs/protocol.md §8.1).
 SESSION_START_WINDOW = 5.0
@@ -33,7 +32,7 @@ class IdentifyPermissionNeeded(Action):
     """
 
     shard: tuple[int, int]
-    session_start_limit: Optional[SessionStartLimit]
+    session_start_limit: SessionStartLimit | None
 
 
 @dataclass(frozen=True)
@@ -48,13 +47,13 @@ class IdentifyGate:
 
     def __init__(self, shard: tuple[int, int], sockets: Sockets, *, external: bool) -> None:
         self.external = external
-        self.limit: Optional[SessionStartLimit] = None
+        self.limit: SessionStartLimit | None = None
         #: True from asking the gate outside until it permits.
         self.asking = False
         self._shard = shard
         self._sockets = sockets
         self._permitted = False
-        self._last_identify_at: Optional[float] = None
+        self._last_identify_at: float | None = None
 
     def delay(self, now: float) -> float:
         """Self-paced: how long to wait before a new session may be started (0 when it may start now)."""

@@ -20,7 +20,7 @@ class Clock:
 
     def tick(self, now: float, method: str) -> float:
         """Check ``now`` as ``method``'s argument and return the connection's time."""
-        if type(now) is not float and (isinstance(now, bool) or not isinstance(now, (int, float))) or now != now:
+        if (type(now) is not float and (isinstance(now, bool) or not isinstance(now, (int, float)))) or now != now:
             raise LocalProtocolError(
                 f"{method}() needs now as a number of seconds, got {now!r}: pass a reading of the "
                 "same monotonic clock as every other input"

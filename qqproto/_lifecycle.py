@@ -8,13 +8,12 @@ news, :class:`~._recovery.Recovery` delays) and it carries them out.
 from __future__ import annotations
 
 import random
-from typing import Optional
 
 from ._api_client import ApiClient
 from ._close_codes import CloseAction
 from ._config import GatewayConfig
-from ._events import Fatal, ReconnectScheduled, SessionForgotten
 from ._errors import LocalProtocolError
+from ._events import Fatal, ReconnectScheduled, SessionForgotten
 from ._gateway_url import GatewayLocated, GatewayRateLimited, GatewayTokenRejected, GatewayUnavailable, GatewayUrlCache
 from ._http import HttpFailure
 from ._identify_gate import IdentifyGate
@@ -36,8 +35,18 @@ class Lifecycle:
     """Drives the state machine from IDLE to CONNECTED and back, through WAITING, to CLOSED or FATAL."""
 
     __slots__ = (
-        "_config", "_rng", "_sockets", "api", "machine", "identify_gate", "session", "gateway", "recovery",
-        "link", "reconnect_at", "fatal",
+        "_config",
+        "_rng",
+        "_sockets",
+        "api",
+        "fatal",
+        "gateway",
+        "identify_gate",
+        "link",
+        "machine",
+        "reconnect_at",
+        "recovery",
+        "session",
     )
 
     def __init__(
@@ -52,9 +61,9 @@ class Lifecycle:
         self.session = Session(config.shard, self.identify_gate.identified)
         self.gateway = GatewayUrlCache(config, api.api_endpoint)
         self.recovery = Recovery(config, rng)
-        self.link: Optional[Link] = None
-        self.reconnect_at: Optional[float] = None
-        self.fatal: Optional[Fatal] = None
+        self.link: Link | None = None
+        self.reconnect_at: float | None = None
+        self.fatal: Fatal | None = None
 
     @property
     def state(self) -> State:
@@ -112,7 +121,9 @@ class Lifecycle:
         if self.machine.state in STOPPED_STATES:
             return
         if not gate.asking:
-            raise LocalProtocolError("identify_permitted() was called, but no IdentifyPermissionNeeded is waiting for it")
+            raise LocalProtocolError(
+                "identify_permitted() was called, but no IdentifyPermissionNeeded is waiting for it"
+            )
         gate.permit()
         self.advance(now)
 
@@ -156,7 +167,7 @@ class Lifecycle:
         floor = 0.0 if usable_cached or not cooldown else self._config.cooldown
         self._reconnect_later(Disconnect(cause, reason, resume=self.session.resumable, floor=floor), now)
 
-    def _token_rejected(self, reason: str, close_code: Optional[int], now: float) -> bool:
+    def _token_rejected(self, reason: str, close_code: int | None, now: float) -> bool:
         """The platform refused the token: fetch a new one, or give up if a fresh one was refused too."""
         self.session.token_rejections += 1
         self.api.token.invalidate()
@@ -191,7 +202,7 @@ class Lifecycle:
         else:
             self._sockets.send_request(sock, now)
 
-    def socket_ended(self, sock: Socket, reason: str, cause: Optional[str], now: float) -> None:
+    def socket_ended(self, sock: Socket, reason: str, cause: str | None, now: float) -> None:
         """One of its sockets failed, timed out or broke the protocol."""
         link = self.link
         if link is None or sock is not link.sock:
@@ -265,7 +276,7 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ timers
 
-    def next_due(self) -> Optional[float]:
+    def next_due(self) -> float | None:
         """When the next heartbeat or reconnect is due."""
         beat_at = self.link.beat_at if self.link is not None else None
         if beat_at is None or (self.reconnect_at is not None and self.reconnect_at < beat_at):
@@ -302,13 +313,15 @@ class Lifecycle:
             self._sockets.send(link.sock, link.ws.close(code, "client closing"))
             link.stop_beating()
             self._move(State.CLOSING)
-            self._sockets.set_deadline(link.sock, now, self._config.close_timeout, "the gateway did not answer the close")
+            self._sockets.set_deadline(
+                link.sock, now, self._config.close_timeout, "the gateway did not answer the close"
+            )
             return
         if link is not None:
             self._close_link(link)
         self._move(State.CLOSED)
 
-    def fail(self, reason: str, close_code: Optional[int], now: float) -> None:
+    def fail(self, reason: str, close_code: int | None, now: float) -> None:
         """Stop for good with ``Fatal``: sends fail, sockets close, no timer stays armed."""
         self.api.stop(reason)
         link = self.link
@@ -320,4 +333,3 @@ class Lifecycle:
         self.fatal = Fatal(reason, close_code)
         self._move(State.FATAL)
         self._sockets.actions.append(self.fatal)
-

@@ -7,8 +7,9 @@ or the ending (:class:`Drop`, :class:`PeerClosed`, :class:`Broken`) for the life
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Union
 
 from ._close_codes import RECONNECT_REQUEST
 from ._config import GatewayConfig
@@ -23,7 +24,7 @@ from ._state import Machine, State
 from ._token import TokenCache
 from ._websocket import WebSocketClient, WsClosed, WsFailed
 
-__all__ = ["Link", "Drop", "PeerClosed", "Broken", "Ending", "RECONNECT_CLOSE_CODE"]
+__all__ = ["RECONNECT_CLOSE_CODE", "Broken", "Drop", "Ending", "Link", "PeerClosed"]
 
 # Close code the client sends when it drops a socket to reconnect: not 1000, so the session survives.
 RECONNECT_CLOSE_CODE = 3000
@@ -43,7 +44,7 @@ class Drop:
 class PeerClosed:
     """The gateway closed the socket with ``code`` (None: without a close frame)."""
 
-    code: Optional[int]
+    code: int | None
     reason: str
 
 
@@ -62,8 +63,17 @@ class Link:
     """The gateway socket after it was opened: moves the state from CONNECTING to CONNECTED by itself."""
 
     __slots__ = (
-        "sock", "ws", "_config", "_rng", "_sockets", "_machine", "_session", "_token", "_gateway",
-        "heartbeat", "beat_at",
+        "_config",
+        "_gateway",
+        "_machine",
+        "_rng",
+        "_session",
+        "_sockets",
+        "_token",
+        "beat_at",
+        "heartbeat",
+        "sock",
+        "ws",
     )
 
     def __init__(
@@ -91,8 +101,8 @@ class Link:
         self._session = session
         self._token = token
         self._gateway = gateway
-        self.heartbeat: Optional[Heartbeat] = None
-        self.beat_at: Optional[float] = None
+        self.heartbeat: Heartbeat | None = None
+        self.beat_at: float | None = None
 
     def opened(self, now: float) -> None:
         """The socket is connected: send the upgrade and wait for Hello."""
@@ -106,7 +116,7 @@ class Link:
 
     # ------------------------------------------------------------------ receiving
 
-    def receive(self, data: bytes, now: float) -> Optional[Ending]:
+    def receive(self, data: bytes, now: float) -> Ending | None:
         """Bytes from the socket; stops at the first message that ends the link."""
         events, reply = self.ws.receive(data)
         sock, session = self.sock, self._session
@@ -148,23 +158,23 @@ class Link:
                 return Broken(event.reason, "bad_input")
         return None
 
-    def _on_heartbeat_ack(self, payload: Payload, now: float) -> Optional[Ending]:
+    def _on_heartbeat_ack(self, payload: Payload, now: float) -> Ending | None:
         if self.heartbeat is not None:
             latency = self.heartbeat.ack(now)
             if latency is not None:
                 self._sockets.actions.append(HeartbeatAcked(latency))
         return None
 
-    def _on_heartbeat_request(self, payload: Payload, now: float) -> Optional[Ending]:
+    def _on_heartbeat_request(self, payload: Payload, now: float) -> Ending | None:
         self._beat(now)
         return None
 
-    def _on_reconnect(self, payload: Payload, now: float) -> Optional[Ending]:
+    def _on_reconnect(self, payload: Payload, now: float) -> Ending | None:
         rule = RECONNECT_REQUEST
         why = Disconnect("reconnect_request", rule.meaning, True, immediate=True, instruction=rule.instruction)
         return Drop(RECONNECT_CLOSE_CODE, why)
 
-    def _on_invalid_session(self, payload: Payload, now: float) -> Optional[Ending]:
+    def _on_invalid_session(self, payload: Payload, now: float) -> Ending | None:
         resumable = payload.d is True
         low, high = self._config.invalid_session_delay
         why = Disconnect(
@@ -175,7 +185,7 @@ class Link:
         )
         return Drop(RECONNECT_CLOSE_CODE, why)
 
-    def _on_hello(self, payload: Payload, now: float) -> Optional[Ending]:
+    def _on_hello(self, payload: Payload, now: float) -> Ending | None:
         if self._machine.state is not State.CONNECTING:
             return None
         d = payload.d
@@ -228,7 +238,7 @@ class Link:
 
     # ------------------------------------------------------------------ heartbeats
 
-    def beat_due(self, now: float, late: bool) -> Optional[Ending]:
+    def beat_due(self, now: float, late: bool) -> Ending | None:
         """The heartbeat timer fired: beat, or give the socket up as a zombie."""
         self.beat_at = None
         hb = self.heartbeat
@@ -259,7 +269,7 @@ class Link:
 # Compared with every message's opcode: a plain int, quicker to reach than the enum member.
 _DISPATCH = int(Opcode.DISPATCH)
 # What each opcode the gateway sends but Dispatch is answered with (docs/protocol.md §3).
-_OPCODE_HANDLERS: dict[int, Callable[[Link, Payload, float], Optional[Ending]]] = {
+_OPCODE_HANDLERS: dict[int, Callable[[Link, Payload, float], Ending | None]] = {
     Opcode.HEARTBEAT_ACK: Link._on_heartbeat_ack,
     Opcode.HELLO: Link._on_hello,
     Opcode.HEARTBEAT: Link._on_heartbeat_request,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import enum
 import json
 import sys
-from typing import Any, Callable, NamedTuple, Optional, Union
+from collections.abc import Callable
+from typing import Any, NamedTuple, Union
 
 try:
     import msgspec.json
 except ImportError:  # without the "speed" extra, json parses alone
     msgspec = None  # type: ignore[assignment]
 
-__all__ = ["Opcode", "Payload", "BadPayload", "NotUtf8", "Message", "parse_payload", "identify", "resume", "heartbeat"]
+__all__ = ["BadPayload", "Message", "NotUtf8", "Opcode", "Payload", "heartbeat", "identify", "parse_payload", "resume"]
 
 #: A gateway message as the WebSocket layer hands it over: text, or UTF-8 bytes not yet checked.
 Message = Union[str, bytes]
@@ -46,9 +47,9 @@ class Payload(NamedTuple):
 
     op: int
     d: Any
-    s: Optional[int]
-    t: Optional[str]
-    id: Optional[str]
+    s: int | None
+    t: str | None
+    id: str | None
 
 
 # What json.loads runs once it has skipped space and checked for a BOM: the C scanner of one value.
@@ -130,11 +131,11 @@ def identify(token: str, intents: int, shard: tuple[int, int]) -> str:
     )
 
 
-def resume(token: str, session_id: str, seq: Optional[int]) -> str:
+def resume(token: str, session_id: str, seq: int | None) -> str:
     """The op 6 Resume message, with the token in the ``QQBot`` form most implementations send."""
     return _dump(Opcode.RESUME, {"token": f"QQBot {token}", "session_id": session_id, "seq": seq})
 
 
-def heartbeat(seq: Optional[int]) -> str:
+def heartbeat(seq: int | None) -> str:
     """The op 1 Heartbeat carrying the last sequence number received, or null."""
     return '{"op":1,"d":%s}' % ("null" if seq is None else int(seq))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Optional, Union
 
 from ._backoff import Backoff
 from ._close_codes import CloseAction, rule_for_close
@@ -40,7 +39,7 @@ class GiveUp:
     reason: str
 
 
-def disconnect_for_close(code: Optional[int], reason: str, config: GatewayConfig) -> tuple[CloseAction, Disconnect]:
+def disconnect_for_close(code: int | None, reason: str, config: GatewayConfig) -> tuple[CloseAction, Disconnect]:
     """What the gateway's close (``code`` None: a drop without one) means, from the close-code table."""
     rule = rule_for_close(code)
     detail = f"the gateway closed the connection with {code}" if code is not None else "the connection dropped"
@@ -61,15 +60,15 @@ def disconnect_for_close(code: Optional[int], reason: str, config: GatewayConfig
 class Recovery:
     """Keeps the backoff and the reconnect counts; turns each loss into a delay, or into giving up."""
 
-    __slots__ = ("_config", "backoff", "reconnects_by_cause", "last_disconnect_reason")
+    __slots__ = ("_config", "backoff", "last_disconnect_reason", "reconnects_by_cause")
 
     def __init__(self, config: GatewayConfig, rng: random.Random) -> None:
         self._config = config
         self.backoff = Backoff(config, rng)
         self.reconnects_by_cause: Counter[str] = Counter()
-        self.last_disconnect_reason: Optional[str] = None
+        self.last_disconnect_reason: str | None = None
 
-    def link_lost(self, why: Disconnect, session: Session, now: float, *, lived: Optional[float], resuming: bool) -> bool:
+    def link_lost(self, why: Disconnect, session: Session, now: float, *, lived: float | None, resuming: bool) -> bool:
         """A gateway socket ended; ``lived`` is how long it stayed open past Hello (None: no Hello).
 
         A session that stayed healthy resets the backoff; a resume that keeps failing, or a
@@ -90,7 +89,7 @@ class Recovery:
                 resume = False
         return not resume and session.forget()
 
-    def next_attempt(self, why: Disconnect) -> Union[float, GiveUp]:
+    def next_attempt(self, why: Disconnect) -> float | GiveUp:
         """Count the reconnect ``why`` calls for; its delay, or GiveUp once the attempts ran out."""
         self.reconnects_by_cause[why.cause] += 1
         self.last_disconnect_reason = why.reason

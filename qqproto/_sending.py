@@ -12,24 +12,24 @@ import enum
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from ._api import ApiAnswer
 from ._backoff import jittered_delay
 
 __all__ = [
-    "Scene",
-    "SceneRules",
     "SCENES",
     "OutgoingMessage",
-    "SendPolicy",
-    "SendAttempt",
-    "SendDone",
-    "SendRetry",
-    "SendRefreshToken",
+    "Scene",
+    "SceneRules",
     "SendAsActive",
-    "SendFailed",
+    "SendAttempt",
     "SendDecision",
+    "SendDone",
+    "SendFailed",
+    "SendPolicy",
+    "SendRefreshToken",
+    "SendRetry",
 ]
 
 
@@ -48,7 +48,7 @@ class SceneRules:
 
     path: str
     reply_window: float
-    max_replies: Optional[int]
+    max_replies: int | None
 
 
 SCENES: dict[Scene, SceneRules] = {
@@ -78,13 +78,13 @@ class OutgoingMessage:
     scene: Scene
     target: str
     body: dict[str, Any]
-    msg_id: Optional[str] = None
-    event_id: Optional[str] = None
-    received_at: Optional[float] = None
-    msg_seq: Optional[int] = None
+    msg_id: str | None = None
+    event_id: str | None = None
+    received_at: float | None = None
+    msg_seq: int | None = None
     attempts: int = 0
     refreshed_token: bool = False
-    first_tried_at: Optional[float] = None
+    first_tried_at: float | None = None
     history: list[str] = field(default_factory=list)
 
     @property
@@ -110,7 +110,7 @@ class SendAttempt:
 class SendDone:
     """The platform has the message (``duplicate``: it had it already)."""
 
-    message_id: Optional[str]
+    message_id: str | None
     duplicate: bool = False
 
 
@@ -141,8 +141,8 @@ class SendFailed:
     """The platform refused the message for good; its code, message and trace id say why."""
 
     reason: str
-    code: Optional[int]
-    trace_id: Optional[str]
+    code: int | None
+    trace_id: str | None
 
 
 SendDecision = Union[SendDone, SendRetry, SendRefreshToken, SendAsActive, SendFailed]
@@ -169,7 +169,7 @@ class SendPolicy:
         self.give_up_after = give_up_after
         self._replies: dict[str, tuple[float, int]] = {}
 
-    def attempt(self, message: OutgoingMessage, now: float) -> Union[SendAttempt, SendFailed]:
+    def attempt(self, message: OutgoingMessage, now: float) -> SendAttempt | SendFailed:
         """The request for the next attempt; a passive reply turns active first if its window is closing."""
         if message.first_tried_at is None:
             message.first_tried_at = now
@@ -194,7 +194,7 @@ class SendPolicy:
     def decide(
         self,
         message: OutgoingMessage,
-        status: Optional[int],
+        status: int | None,
         headers: dict[str, str],
         body: bytes,
         now: float,
@@ -225,7 +225,7 @@ class SendPolicy:
         return SendFailed(f"the platform refused the message ({detail})", code, trace_id)
 
     def _retry(
-        self, message: OutgoingMessage, now: float, detail: str, code: Optional[int], trace_id: Optional[str]
+        self, message: OutgoingMessage, now: float, detail: str, code: int | None, trace_id: str | None
     ) -> SendDecision:
         started = message.first_tried_at if message.first_tried_at is not None else now
         if now - started >= self.give_up_after:
@@ -241,7 +241,7 @@ class SendPolicy:
             return used < rules.max_replies
         return True
 
-    def _next_seq(self, msg_id: str, received_at: Optional[float], now: float) -> int:
+    def _next_seq(self, msg_id: str, received_at: float | None, now: float) -> int:
         self._forget_old(now)
         since, used = self._replies.get(msg_id, (received_at if received_at is not None else now, 0))
         self._replies[msg_id] = (since, used + 1)
@@ -252,4 +252,3 @@ class SendPolicy:
         longest = max(rules.reply_window for rules in SCENES.values())
         for msg_id in [m for m, (since, _) in self._replies.items() if now - since > longest]:
             del self._replies[msg_id]
-

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ._payloads import BadPayload
 
@@ -24,21 +25,28 @@ class Session:
     """The held session (id and last seq) and the counters a new session clears."""
 
     __slots__ = (
-        "_shard", "_on_identify", "session_id", "last_seq", "connected_since", "resume_failures",
-        "token_rejections", "dispatches_delivered", "restore_outcome",
+        "_on_identify",
+        "_shard",
+        "connected_since",
+        "dispatches_delivered",
+        "last_seq",
+        "restore_outcome",
+        "resume_failures",
+        "session_id",
+        "token_rejections",
     )
 
     def __init__(self, shard: tuple[int, int], on_identify: Callable[[float], None]) -> None:
         self._shard = shard
         self._on_identify = on_identify
-        self.session_id: Optional[str] = None
-        self.last_seq: Optional[int] = None
-        self.connected_since: Optional[float] = None
+        self.session_id: str | None = None
+        self.last_seq: int | None = None
+        self.connected_since: float | None = None
         self.resume_failures = 0
         self.token_rejections = 0
         self.dispatches_delivered = 0
         #: For a session restored from a store: "resuming", then "resumed" or "refused".
-        self.restore_outcome: Optional[str] = None
+        self.restore_outcome: str | None = None
 
     @property
     def resumable(self) -> bool:
@@ -80,7 +88,7 @@ class Session:
         user = d.get("user")
         return session_id, user if isinstance(user, dict) else {}, self._ready_shard(d.get("shard"))
 
-    def hold(self, session_id: str, seq: Optional[int]) -> None:
+    def hold(self, session_id: str, seq: int | None) -> None:
         """Keep the session READY created, to resume it later."""
         self.session_id = session_id
         self.last_seq = seq

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol, cast
+from typing import Any, Protocol, cast
 
-from ._events import Action, Dispatch, Ready, Resumed, SessionForgotten
+from ._events import Action, Dispatch, Ready, SessionForgotten
 
 __all__ = ["SessionProgress", "SessionState", "SessionStore", "session_key"]
 
@@ -34,10 +34,14 @@ class SessionState:
             raise ValueError(f"seq must be an int >= 0, not {self.seq!r}")
         shard_id, shard_count = _shard(self.shard)
         object.__setattr__(self, "shard", (shard_id, shard_count))
-        if isinstance(self.saved_at, bool) or not isinstance(self.saved_at, (int, float)) or self.saved_at != self.saved_at:
+        if (
+            isinstance(self.saved_at, bool)
+            or not isinstance(self.saved_at, (int, float))
+            or self.saved_at != self.saved_at
+        ):
             raise ValueError(f"saved_at must be a number of seconds, not {self.saved_at!r}")
 
-    def supersedes(self, stored: Optional[SessionState]) -> bool:
+    def supersedes(self, stored: SessionState | None) -> bool:
         """Whether writing this over ``stored`` loses nothing newer.
 
         Within one session the seq never goes back; a different session replaces an older record.
@@ -103,7 +107,7 @@ class SessionStore(Protocol):
     Calls are synchronous and may block; transports make them off their event loop.
     """
 
-    def load(self, key: str) -> Optional[SessionState]:
+    def load(self, key: str) -> SessionState | None:
         """The session saved under ``key``, or None (nothing saved, or a record that is unusable)."""
 
     def save(self, key: str, state: SessionState) -> bool:
@@ -121,10 +125,10 @@ class SessionProgress:
     ``position`` changes as one value, so another thread may read it at any time.
     """
 
-    def __init__(self, shard: tuple[int, int], restored: Optional[SessionState] = None) -> None:
+    def __init__(self, shard: tuple[int, int], restored: SessionState | None = None) -> None:
         self.shard = _shard(shard)
         #: (session id, last finished seq), or None while no session is held.
-        self.position: Optional[tuple[str, Optional[int]]] = (
+        self.position: tuple[str, int | None] | None = (
             (restored.session_id, restored.seq) if restored is not None else None
         )
         self.forgotten = False
@@ -148,7 +152,7 @@ class SessionProgress:
             return changed
         return False
 
-    def state(self, saved_at: float) -> Optional[SessionState]:
+    def state(self, saved_at: float) -> SessionState | None:
         """What to save now (None: nothing to resume; clear the store if ``forgotten``)."""
         position = self.position
         if position is None or position[1] is None:

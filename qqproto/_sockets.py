@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Optional
 
 from ._config import GatewayConfig
 from ._errors import LocalProtocolError
@@ -31,19 +30,19 @@ class Socket:
     sock_id: int
     kind: Kind
     endpoint: Endpoint
-    http: Optional[HttpExchange] = None
-    ws: Optional[WebSocketClient] = None
-    opened_at: Optional[float] = None
-    deadline: Optional[float] = None
+    http: HttpExchange | None = None
+    ws: WebSocketClient | None = None
+    opened_at: float | None = None
+    deadline: float | None = None
     deadline_reason: str = ""
     deadline_extended: bool = False
-    send_id: Optional[int] = None
+    send_id: int | None = None
 
 
 class Sockets:
     """Hands out socket ids, keeps the open ones, and collects every action in order in ``actions``."""
 
-    __slots__ = ("_config", "actions", "_open", "_last_id")
+    __slots__ = ("_config", "_last_id", "_open", "actions")
 
     def __init__(self, config: GatewayConfig) -> None:
         self._config = config
@@ -51,7 +50,7 @@ class Sockets:
         self._open: dict[int, Socket] = {}
         self._last_id = 0
 
-    def open(self, kind: Kind, endpoint: Endpoint, now: float, http: Optional[HttpExchange] = None) -> Socket:
+    def open(self, kind: Kind, endpoint: Endpoint, now: float, http: HttpExchange | None = None) -> Socket:
         """Ask the transport for a socket; it must connect within ``connect_timeout``."""
         self._last_id += 1
         sock = Socket(self._last_id, kind, endpoint, http=http)
@@ -82,11 +81,11 @@ class Sockets:
         for sock in [sock for sock in self._open.values() if sock.kind in kinds]:
             self.close(sock)
 
-    def is_open(self, sock: Optional[Socket]) -> bool:
+    def is_open(self, sock: Socket | None) -> bool:
         """True while ``sock`` is open."""
         return sock is not None and self._open.get(sock.sock_id) is sock
 
-    def lookup(self, sock_id: int, method: str) -> Optional[Socket]:
+    def lookup(self, sock_id: int, method: str) -> Socket | None:
         """The open socket ``sock_id``; None for one already closed; an id never handed out is misuse."""
         sock = self._open.get(sock_id)
         if sock is not None:
@@ -104,15 +103,15 @@ class Sockets:
         sock.deadline_reason = f"{reason} (after {seconds:g}s)"
         sock.deadline_extended = False
 
-    def next_due(self) -> Optional[float]:
+    def next_due(self) -> float | None:
         """The nearest deadline."""
-        due: Optional[float] = None
+        due: float | None = None
         for sock in self._open.values():
             if sock.deadline is not None and (due is None or sock.deadline < due):
                 due = sock.deadline
         return due
 
-    def expired(self, now: float, late: bool) -> Optional[Socket]:
+    def expired(self, now: float, late: bool) -> Socket | None:
         """The socket whose deadline has passed, if any, its deadline cleared.
 
         After a blocked host loop (``late``), the awaited bytes may be sitting unread: each

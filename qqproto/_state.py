@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["State", "TRANSITIONS", "API_TRANSITIONS", "FINAL_STATES", "STOPPED_STATES", "Machine"]
+__all__ = ["API_TRANSITIONS", "FINAL_STATES", "STOPPED_STATES", "TRANSITIONS", "Machine", "State"]
 
 
 class State(enum.Enum):
@@ -59,7 +59,7 @@ STOPPED_STATES = FINAL_STATES | {_S.CLOSING}
 class Machine:
     """Holds the current state and moves it only along its table (:data:`TRANSITIONS` by default)."""
 
-    __slots__ = ("state", "_table")
+    __slots__ = ("_table", "state")
 
     def __init__(self, table: dict[State, frozenset[State]] = TRANSITIONS) -> None:
         self.state = State.IDLE

@@ -6,13 +6,13 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Union
 
-from ._config import GatewayConfig
 from ._api import ApiAnswer, api_request
+from ._config import GatewayConfig
 from ._http import Endpoint, HttpExchange, HttpResponse
 
-__all__ = ["TokenCache", "TokenIssued", "CredentialsRejected", "TokenUnavailable", "CREDENTIAL_ERROR_CODES"]
+__all__ = ["CREDENTIAL_ERROR_CODES", "CredentialsRejected", "TokenCache", "TokenIssued", "TokenUnavailable"]
 
 # Platform codes that mean the app id or secret is wrong (docs/protocol.md §7.1 and §9.4).
 CREDENTIAL_ERROR_CODES = frozenset({100016, 11251, 11261, 11275})
@@ -51,7 +51,7 @@ class TokenCache:
     def __init__(self, config: GatewayConfig) -> None:
         self._config = config
         self._endpoint = Endpoint.from_url(config.token_url)
-        self._token: Optional[str] = None
+        self._token: str | None = None
         self.expires_at = 0.0
         self.refresh_at = 0.0
         self.fetches = 0
@@ -106,7 +106,7 @@ class TokenCache:
         return TokenIssued(expires_in)
 
 
-def _seconds(value: object) -> Optional[float]:
+def _seconds(value: object) -> float | None:
     """``expires_in`` arrives as a number or as a string of digits (docs/protocol.md §7.1)."""
     if isinstance(value, bool):
         return None

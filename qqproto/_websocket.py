@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import random
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Union
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
@@ -22,7 +22,7 @@ from wsproto.events import (
 from ._frames import OPCODE_CLOSE, OPCODE_PONG, OPCODE_TEXT, SIMPLE_TEXT, encode_frame, frame_extent
 from ._http import Endpoint
 
-__all__ = ["WebSocketClient", "WsOpened", "WsClosed", "WsFailed", "WsReceived"]
+__all__ = ["WebSocketClient", "WsClosed", "WsFailed", "WsOpened", "WsReceived"]
 
 ABNORMAL_CLOSURE = 1006
 # Close codes that must not be sent back in a close frame (RFC 6455 §7.4.1).
@@ -41,7 +41,7 @@ class WsClosed:
     ``code`` is the peer's close code, or None when no close frame arrived.
     """
 
-    code: Optional[int]
+    code: int | None
     reason: str
 
 
@@ -186,7 +186,13 @@ class WebSocketClient:
             if extent is None:
                 break
             first, header, length, masked = extent
-            if first == SIMPLE_TEXT and not masked and self._fast_path and not self._fragmented and length <= self._max_message_size:
+            if (
+                first == SIMPLE_TEXT
+                and not masked
+                and self._fast_path
+                and not self._fragmented
+                and length <= self._max_message_size
+            ):
                 end = pos + header + length
                 if end > len(buffer):
                     # The rest is still on its way: decode what came, checking its UTF-8 as wsproto would.
@@ -245,7 +251,7 @@ class WebSocketClient:
             self._parts.clear()
         return end
 
-    def _to_wsproto(self, data: Optional[bytes]) -> None:
+    def _to_wsproto(self, data: bytes | None) -> None:
         self._ws.receive_data(data)
         for event in self._ws.events():
             if isinstance(event, TextMessage):
@@ -283,11 +289,11 @@ class WebSocketClient:
             return
         if not self._close_sent:
             self._out += self.close(event.code if event.code not in NO_ECHO else 1000)
-        code: Optional[int] = None if event.code == ABNORMAL_CLOSURE else int(event.code)
+        code: int | None = None if event.code == ABNORMAL_CLOSURE else int(event.code)
         self._events.append(WsClosed(code, event.reason or ""))
         self._finished = True
 
-    def _fail(self, code: Optional[int], reason: str) -> None:
+    def _fail(self, code: int | None, reason: str) -> None:
         if self._finished:
             return
         if code is not None:
@@ -297,4 +303,3 @@ class WebSocketClient:
                 pass
         self._events.append(WsFailed(reason))
         self._finished = True
-

@@ -12,8 +12,8 @@ from __future__ import annotations
 import enum
 import json
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ._events import Dispatch, new_dispatch
 from ._health import Health
 
-__all__ = ["WebhookReceiver", "WebhookAnswer", "Outcome", "signing_seed", "ack_body", "DEFAULT_MAX_BODY"]
+__all__ = ["DEFAULT_MAX_BODY", "Outcome", "WebhookAnswer", "WebhookReceiver", "ack_body", "signing_seed"]
 
 SIGNATURE_HEADER = "x-signature-ed25519"
 TIMESTAMP_HEADER = "x-signature-timestamp"
@@ -90,11 +90,11 @@ class WebhookAnswer:
 
     status: int
     body: bytes
-    event: Optional[Dispatch] = None
+    event: Dispatch | None = None
     reason: str = ""
     outcome: Outcome = Outcome.OTHER
     #: The event id of a dispatch or of a redelivery.
-    event_id: Optional[str] = None
+    event_id: str | None = None
 
 
 class WebhookReceiver:
@@ -114,7 +114,7 @@ class WebhookReceiver:
         remember_for: float = 3600.0,
         verify_validation: bool = True,
         max_body: int = DEFAULT_MAX_BODY,
-        path: Optional[str] = "/",
+        path: str | None = "/",
     ) -> None:
         if max_age <= 0 or remember < 1 or remember_for <= 0 or max_body < 1:
             raise ValueError("max_age, remember, remember_for and max_body must be positive")
@@ -128,8 +128,8 @@ class WebhookReceiver:
         self.verify_validation = verify_validation
         self._seen: OrderedDict[str, float] = OrderedDict()
         self.counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
-        self.last_event_at: Optional[float] = None
-        self.last_seq: Optional[int] = None
+        self.last_event_at: float | None = None
+        self.last_seq: int | None = None
 
     def __repr__(self) -> str:
         return f"<WebhookReceiver path={self.path!r} max_age={self.max_age:g}>"
@@ -138,7 +138,7 @@ class WebhookReceiver:
         """The hex signature the platform would put on ``body`` at ``timestamp``; for tests and validation."""
         return self._key.sign(timestamp.encode() + body).hex()
 
-    def check_head(self, method: str, path: str, headers: Mapping[str, str]) -> Optional[WebhookAnswer]:
+    def check_head(self, method: str, path: str, headers: Mapping[str, str]) -> WebhookAnswer | None:
         """Refuse a callback from its request line and headers alone, before its body is read; None: read on."""
         if self.path is not None and path != self.path:
             return self.refuse(Outcome.NOT_FOUND, f"no callback is served at {path!r}")
@@ -219,7 +219,7 @@ class WebhookReceiver:
             rejections_by_reason=rejected,
         )
 
-    def _check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> Optional[WebhookAnswer]:
+    def _check_signature(self, headers: Mapping[str, str], body: bytes, now: float) -> WebhookAnswer | None:
         signature_hex, timestamp = headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER)
         if not signature_hex or not timestamp:
             return self.refuse(Outcome.UNSIGNED, "the signature headers are missing")
@@ -274,7 +274,7 @@ class WebhookReceiver:
             self._seen.popitem(last=False)
 
 
-def _payload(body: bytes) -> Optional[dict[str, object]]:
+def _payload(body: bytes) -> dict[str, object] | None:
     """The envelope ``{op, d, s, t, id}`` of a body, or None when it is not one."""
     try:
         payload = json.loads(body)

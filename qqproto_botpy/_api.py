@@ -8,7 +8,8 @@ allowed.  A final failure raises botpy's own exception, carrying the platform's 
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Optional
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from botpy.api import BotAPI
 from botpy.errors import AuthenticationFailedError, ServerError
@@ -19,7 +20,7 @@ from qqproto import MessageFailed, OutgoingMessage, Scene
 __all__ = ["BridgeAPI", "Sender", "botpy_error"]
 
 #: Hands a message to the gateway and waits for its outcome: the platform's message id, or the failure.
-Sender = Callable[[OutgoingMessage], Awaitable[Optional[str]]]
+Sender = Callable[[OutgoingMessage], Awaitable[str | None]]
 
 #: botpy's method for each scene, and the name of its target argument.
 BOTPY_SENDS: dict[Scene, tuple[str, str]] = {
@@ -52,14 +53,14 @@ class BridgeAPI(BotAPI):
         self,
         group_openid: str,
         msg_type: int = 0,
-        content: Optional[str] = None,
+        content: str | None = None,
         embed: Any = None,
         ark: Any = None,
         message_reference: Any = None,
         media: Any = None,
-        msg_id: Optional[str] = None,
-        msg_seq: Optional[int] = None,
-        event_id: Optional[str] = None,
+        msg_id: str | None = None,
+        msg_seq: int | None = None,
+        event_id: str | None = None,
         markdown: Any = None,
         keyboard: Any = None,
     ) -> Any:
@@ -69,14 +70,14 @@ class BridgeAPI(BotAPI):
         self,
         openid: str,
         msg_type: int = 0,
-        content: Optional[str] = None,
+        content: str | None = None,
         embed: Any = None,
         ark: Any = None,
         message_reference: Any = None,
         media: Any = None,
-        msg_id: Optional[str] = None,
-        msg_seq: Optional[int] = None,
-        event_id: Optional[str] = None,
+        msg_id: str | None = None,
+        msg_seq: int | None = None,
+        event_id: str | None = None,
         markdown: Any = None,
         keyboard: Any = None,
     ) -> Any:
@@ -85,14 +86,14 @@ class BridgeAPI(BotAPI):
     async def post_message(
         self,
         channel_id: str,
-        content: Optional[str] = None,
+        content: str | None = None,
         embed: Any = None,
         ark: Any = None,
         message_reference: Any = None,
-        image: Optional[str] = None,
+        image: str | None = None,
         file_image: Any = None,
-        msg_id: Optional[str] = None,
-        event_id: Optional[str] = None,
+        msg_id: str | None = None,
+        event_id: str | None = None,
         markdown: Any = None,
         keyboard: Any = None,
     ) -> Any:
@@ -101,14 +102,14 @@ class BridgeAPI(BotAPI):
     async def post_dms(
         self,
         guild_id: str,
-        content: Optional[str] = None,
+        content: str | None = None,
         embed: Any = None,
         ark: Any = None,
         message_reference: Any = None,
-        image: Optional[str] = None,
+        image: str | None = None,
         file_image: Any = None,
-        msg_id: Optional[str] = None,
-        event_id: Optional[str] = None,
+        msg_id: str | None = None,
+        event_id: str | None = None,
         markdown: Any = None,
         keyboard: Any = None,
     ) -> Any:

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import ssl
 from collections import OrderedDict
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import botpy
 from botpy.connection import ConnectionSession
@@ -64,10 +65,10 @@ class Client(botpy.Client):
         self,
         *args: Any,
         transport: str = "asyncio",
-        ssl_context: Optional[ssl.SSLContext] = None,
-        api_base: Optional[str] = None,
-        token_url: Optional[str] = None,
-        gateway_settings: Optional[Mapping[str, Any]] = None,
+        ssl_context: ssl.SSLContext | None = None,
+        api_base: str | None = None,
+        token_url: str | None = None,
+        gateway_settings: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if transport not in TRANSPORTS:
@@ -82,12 +83,12 @@ class Client(botpy.Client):
         verified = ssl_context or ssl.create_default_context()
         self.http = BridgeHttp(self.http.timeout, self.http.is_sandbox, self._api_base, verified)
         self.api = BridgeAPI(self.http, self._send)
-        self._credentials: Optional[tuple[str, str]] = None
+        self._credentials: tuple[str, str] | None = None
         self._shards: list[Shard] = []
         self._pumps: list[asyncio.Task[None]] = []
         self._outcomes = Outcomes()
         self._received: OrderedDict[str, float] = OrderedDict()
-        self._fatal: Optional[Exception] = None  # what stopped a shard for good
+        self._fatal: Exception | None = None  # what stopped a shard for good
 
     # -- botpy's entry points -------------------------------------------------------------
 
@@ -229,7 +230,7 @@ class Client(botpy.Client):
 
     # -- what botpy's HTTP and API call -----------------------------------------------------
 
-    def _current_token(self) -> Optional[str]:
+    def _current_token(self) -> str | None:
         return self._shards[0].access_token if self._shards else None
 
     async def _token_ready(self) -> None:
@@ -242,7 +243,7 @@ class Client(botpy.Client):
             self._news.clear()
             await self._news.wait()
 
-    async def _send(self, message: OutgoingMessage) -> Optional[str]:
+    async def _send(self, message: OutgoingMessage) -> str | None:
         """Send through the first shard's connection and wait for the outcome; botpy's error on failure."""
         if not self._shards:
             raise RuntimeError("the client is not running: send after start() and before close()")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from qqproto import Dispatch, Ready, Resumed
 
@@ -21,7 +21,7 @@ def botpy_frame(event: Dispatch | Ready | Resumed) -> tuple[str, dict[str, Any]]
     return event.event_type.lower(), _frame(event.event_type, event.data, event.seq, event.event_id)
 
 
-def _frame(event_type: str, data: Any, seq: Optional[int], event_id: Optional[str]) -> dict[str, Any]:
+def _frame(event_type: str, data: Any, seq: int | None, event_id: str | None) -> dict[str, Any]:
     frame: dict[str, Any] = {"op": DISPATCH_OP, "s": seq, "t": event_type, "d": data}
     if event_id is not None:
         frame["id"] = event_id

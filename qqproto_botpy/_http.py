@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ssl
-from typing import Any, Awaitable, Callable, Optional
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from botpy.http import BotHttp, Route
@@ -15,7 +16,7 @@ __all__ = ["BridgeHttp", "SharedToken"]
 class SharedToken(Token):
     """botpy's ``Token``, backed by the token qqproto's core fetches and refreshes; it never fetches one itself."""
 
-    def __init__(self, app_id: str, current: Callable[[], Optional[str]], ready: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, app_id: str, current: Callable[[], str | None], ready: Callable[[], Awaitable[None]]) -> None:
         # Token.__init__ would keep the secret and an empty token of its own; neither is needed here.
         self.app_id = app_id
         self.Type = self.TYPE_BOT
@@ -27,12 +28,12 @@ class SharedToken(Token):
         return f"SharedToken(app_id={self.app_id!r})"
 
     @property
-    def access_token(self) -> Optional[str]:
+    def access_token(self) -> str | None:
         """The core's token right now."""
         return self._current()
 
     @access_token.setter
-    def access_token(self, value: Optional[str]) -> None:
+    def access_token(self, value: str | None) -> None:
         """botpy clears it after a 4004; the core already handles that close, so nothing is kept here."""
 
     async def check_token(self) -> None:
@@ -59,7 +60,7 @@ class _BasedRoute(Route):
 class BridgeHttp(BotHttp):
     """``BotHttp`` with a base URL, a verifying TLS context, and the shared token in every request."""
 
-    _session: Optional[aiohttp.ClientSession]
+    _session: aiohttp.ClientSession | None
 
     def __init__(self, timeout: int, is_sandbox: bool, api_base: str, ssl_context: ssl.SSLContext) -> None:
         super().__init__(timeout=timeout, is_sandbox=is_sandbox)

@@ -6,7 +6,7 @@ import abc
 import asyncio
 import ssl
 import time
-from typing import AsyncIterator, Optional
+from collections.abc import AsyncIterator
 
 from qqproto import Action, GatewayConfig, Health, OutgoingMessage
 from transports.asyncio import Gateway, open_gateway
@@ -18,7 +18,7 @@ __all__ = ["TRANSPORTS", "Shard"]
 class Shard(abc.ABC):
     """A running gateway connection for one shard, as the bridge uses it."""
 
-    def __init__(self, config: GatewayConfig, ssl_context: Optional[ssl.SSLContext]) -> None:
+    def __init__(self, config: GatewayConfig, ssl_context: ssl.SSLContext | None) -> None:
         self.config = config
 
     @abc.abstractmethod
@@ -39,7 +39,7 @@ class Shard(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def access_token(self) -> Optional[str]:
+    def access_token(self) -> str | None:
         """The token the connection holds."""
 
     @abc.abstractmethod
@@ -54,7 +54,7 @@ class Shard(abc.ABC):
 class AsyncioShard(Shard):
     """The connection on the application's own loop: :func:`transports.asyncio.open_gateway`."""
 
-    def __init__(self, config: GatewayConfig, ssl_context: Optional[ssl.SSLContext]) -> None:
+    def __init__(self, config: GatewayConfig, ssl_context: ssl.SSLContext | None) -> None:
         super().__init__(config, ssl_context)
         self._gateway: Gateway = open_gateway(config, ssl_context)
 
@@ -71,7 +71,7 @@ class AsyncioShard(Shard):
         return self._gateway.health()
 
     @property
-    def access_token(self) -> Optional[str]:
+    def access_token(self) -> str | None:
         return self._gateway.conn.access_token
 
     def now(self) -> float:
@@ -84,7 +84,7 @@ class AsyncioShard(Shard):
 class ThreadShard(Shard):
     """The connection on a :class:`transports.threaded.GatewayThread`: heartbeats go on while the loop blocks."""
 
-    def __init__(self, config: GatewayConfig, ssl_context: Optional[ssl.SSLContext]) -> None:
+    def __init__(self, config: GatewayConfig, ssl_context: ssl.SSLContext | None) -> None:
         super().__init__(config, ssl_context)
         self._thread = GatewayThread(config, ssl_context)
 
@@ -101,7 +101,7 @@ class ThreadShard(Shard):
         return self._thread.health()
 
     @property
-    def access_token(self) -> Optional[str]:
+    def access_token(self) -> str | None:
         return self._thread.access_token
 
     def now(self) -> float:

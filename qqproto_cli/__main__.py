@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from . import connect, demo, serve_fake, simulate
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run one subcommand; the return value is the exit status."""
     parser = argparse.ArgumentParser(prog="qqproto", description="Keep a QQ bot connected to its gateway.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -6,7 +6,7 @@ import argparse
 import json
 import ssl
 import sys
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from qqproto import Action, GatewayConfig, Health
 
@@ -22,7 +22,10 @@ def listen_address(text: str) -> tuple[str, int]:
 
 
 def run_webhook(
-    args: argparse.Namespace, config: GatewayConfig, on_event: Callable[[Action], None], on_tick: Callable[[Health], None]
+    args: argparse.Namespace,
+    config: GatewayConfig,
+    on_event: Callable[[Action], None],
+    on_tick: Callable[[Health], None],
 ) -> int:
     """Serve until interrupted; exit 1 with the reason when the server cannot run."""
     import anyio
@@ -32,7 +35,7 @@ def run_webhook(
     if bool(args.certfile) != bool(args.keyfile):
         print("qqproto connect: --certfile and --keyfile go together", file=sys.stderr)
         return 2
-    context: Optional[ssl.SSLContext] = None
+    context: ssl.SSLContext | None = None
     if args.certfile:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.certfile, args.keyfile)
@@ -40,7 +43,9 @@ def run_webhook(
     backend = "trio" if args.transport == "trio" else "asyncio"
     try:
         api_context = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
-        anyio.run(_serve, backend, config, host, port, context, api_context, args.ack, on_event, on_tick, backend=backend)
+        anyio.run(
+            _serve, backend, config, host, port, context, api_context, args.ack, on_event, on_tick, backend=backend
+        )
     except GatewayFatalError as exc:
         print(json.dumps({"event": "Fatal", "reason": exc.reason, "close_code": exc.close_code}), flush=True)
         return 1
@@ -54,8 +59,8 @@ async def _serve(
     config: GatewayConfig,
     host: str,
     port: int,
-    context: Optional[ssl.SSLContext],
-    api_context: Optional[ssl.SSLContext],
+    context: ssl.SSLContext | None,
+    api_context: ssl.SSLContext | None,
     ack: str,
     on_event: Callable[[Action], None],
     on_tick: Callable[[Health], None],

@@ -6,15 +6,16 @@ import argparse
 import ssl
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import anyio
 import trustme
 
 from qqproto import GatewayConfig, Health
 from qqproto.testing import FakeQQPlatform, PlatformConfig
-from qqproto.testing.serve_push import WebhookPushClient
 from qqproto.testing.serve import LoopbackPlatform
+from qqproto.testing.serve_push import WebhookPushClient
 
 from ._table import render
 from .demo import _Demo
@@ -90,7 +91,13 @@ class _WebhookDemo(_Demo):
         port = 0
         while not self.finished():
             async with open_webhook_on(
-                backend, config, "127.0.0.1", port, server_context, ack="handled", api_ssl_context=self.loopback.client_ssl_context()
+                backend,
+                config,
+                "127.0.0.1",
+                port,
+                server_context,
+                ack="handled",
+                api_ssl_context=self.loopback.client_ssl_context(),
             ) as gateway:
                 port = gateway.port
                 if self.client is None:

@@ -10,8 +10,8 @@ import asyncio
 import contextlib
 import ssl
 import sys
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Optional
 
 from qqproto import Action, GatewayConfig, Health, SessionStore
 
@@ -34,19 +34,19 @@ class _Hooks:
     on_tick: OnTick
     until: Until
     on_end: OnTick
-    session_store: Optional[SessionStore] = None
+    session_store: SessionStore | None = None
 
 
 def run(
     transport: str,
     config: GatewayConfig,
-    ssl_context: Optional[ssl.SSLContext],
+    ssl_context: ssl.SSLContext | None,
     *,
     on_event: OnEvent,
     on_tick: OnTick,
     until: Until = lambda: False,
     on_end: OnTick = lambda health: None,
-    session_store: Optional[SessionStore] = None,
+    session_store: SessionStore | None = None,
 ) -> None:
     """Run until ``until()`` holds; ``GatewayFatalError`` comes out when the core gives up.
 
@@ -64,7 +64,7 @@ def run(
         raise ValueError(f"unknown transport {transport!r}; choose one of {', '.join(TRANSPORTS)}")
 
 
-async def _asyncio(transport: str, config: GatewayConfig, ssl_context: Optional[ssl.SSLContext], hooks: _Hooks) -> None:
+async def _asyncio(transport: str, config: GatewayConfig, ssl_context: ssl.SSLContext | None, hooks: _Hooks) -> None:
     if transport == "thread":
         from transports.threaded import GatewayFatalError, GatewayThread
 
@@ -110,7 +110,7 @@ async def _consume(events: AsyncIterator[Action], health: Callable[[], Health], 
         task.result()
 
 
-async def _trio(config: GatewayConfig, ssl_context: Optional[ssl.SSLContext], hooks: _Hooks) -> None:
+async def _trio(config: GatewayConfig, ssl_context: ssl.SSLContext | None, hooks: _Hooks) -> None:
     import trio
 
     from transports.trio import Gateway, GatewayFatalError, open_gateway

@@ -7,7 +7,7 @@ import itertools
 import random
 import threading
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from qqproto.testing import FakeQQPlatform, Fault, Plan
 from qqproto.testing._control import Control
@@ -31,7 +31,7 @@ class LiveFeed:
         control: Control,
         *,
         events_per_second: float = 0.0,
-        plan: Optional[Plan] = None,
+        plan: Plan | None = None,
         speed: float = 1.0,
         seed: int = 0,
     ) -> None:
@@ -81,10 +81,10 @@ class LiveFeed:
                 _, _, action = heapq.heappop(self._later)
                 self._loopback.call(action)
 
-    def _next_fault(self) -> Optional[float]:
+    def _next_fault(self) -> float | None:
         return self._schedule.next_due() if self._schedule is not None else None
 
-    def _next_later(self) -> Optional[float]:
+    def _next_later(self) -> float | None:
         return self._later[0][0] if self._later else None
 
     def _strike(self, platform: FakeQQPlatform, fault: Fault, value: float, now: float) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def render(rows: Sequence[tuple[str, object]], title: str = "") -> str:

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from types import FrameType
-from typing import Any, Optional
+from typing import Any
 
 from qqproto import SANDBOX_API_BASE, Action, GatewayConfig, Health, Intents, LocalProtocolError, SessionStore
 
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(spec: Optional[str]) -> Optional[SessionStore]:
+def _open_store(spec: str | None) -> SessionStore | None:
     if spec is None:
         return None
     from qqproto_stores import open_session_store
@@ -149,7 +149,7 @@ class _StopOnSignal:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
 
-    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested.set()
 
 
@@ -171,10 +171,10 @@ def print_event(event: Action) -> None:
 class _HealthFile:
     """Rewrites a file with the latest health, atomically, so a watchdog never reads half a snapshot."""
 
-    def __init__(self, path: Optional[str]) -> None:
+    def __init__(self, path: str | None) -> None:
         self._path = path
         self._written = 0.0
-        self._state: Optional[str] = None
+        self._state: str | None = None
 
     def update(self, health: Health) -> None:
         """Write ``health`` if the state changed or ``HEALTH_EVERY`` seconds have passed since the last write."""

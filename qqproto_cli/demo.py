@@ -7,7 +7,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from qqproto import Action, Dispatch, GatewayConfig, Health, Ready, ReconnectScheduled, Resumed, TimerLate
 from qqproto.testing import DispatchGenerator, FakeQQPlatform, PlatformConfig
@@ -160,7 +161,9 @@ class _Demo:
         if self.terminal:
             latency = "-" if health.heartbeat_latency is None else f"{health.heartbeat_latency * 1000:.1f} ms"
             causes = ", ".join(f"{k} {v}" for k, v in sorted(self.causes.items())) or "none"
-            line = f"[{self.elapsed():5.1f}s] {health.state} | hb {latency} | seq {health.last_seq} | reconnects: {causes}"
+            line = (
+                f"[{self.elapsed():5.1f}s] {health.state} | hb {latency} | seq {health.last_seq} | reconnects: {causes}"
+            )
             print("\r\033[K" + line[:160], end="", file=sys.stderr, flush=True)
 
     def say(self, text: str) -> None:

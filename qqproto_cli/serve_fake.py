@@ -40,7 +40,9 @@ def add_parser(commands: Any) -> None:
         metavar="COMMAND",
         help="run COMMAND with the QQBOT_* variables set to reach the fake, and stop when it ends",
     )
-    parser.add_argument("--webhook-url", metavar="URL", help="push events to this callback URL (op 13 validation first)")
+    parser.add_argument(
+        "--webhook-url", metavar="URL", help="push events to this callback URL (op 13 validation first)"
+    )
     parser.add_argument("--webhook-ca", metavar="PEM", help="trust this CA for the callback URL's certificate")
     parser.set_defaults(run=run)
 

@@ -33,7 +33,11 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(fraction: float) -> None:
         if show_progress:
-            print(f"\rsimulating: day {fraction * args.days:6.1f} of {args.days:g} ({fraction:4.0%})", end="", file=sys.stderr)
+            print(
+                f"\rsimulating: day {fraction * args.days:6.1f} of {args.days:g} ({fraction:4.0%})",
+                end="",
+                file=sys.stderr,
+            )
 
     started = time.perf_counter()
     report = Simulation(PLANS[args.plan], seed=args.seed, days=args.days, progress=progress).run()
@@ -56,8 +60,5 @@ def run(args: argparse.Namespace) -> int:
 def healthy(report: Report) -> bool:
     """True when the client kept every promise: nothing lost or repeated, never deaf, never fatal."""
     return (
-        report.events_lost == 0
-        and report.events_duplicated == 0
-        and report.silent_dead_s == 0
-        and report.fatal is None
+        report.events_lost == 0 and report.events_duplicated == 0 and report.silent_dead_s == 0 and report.fatal is None
     )

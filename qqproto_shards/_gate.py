@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Optional
 
 from qqproto import SessionStartLimit
 
-__all__ = ["GateHealth", "IdentifyRation", "IDENTIFY_WINDOW"]
+__all__ = ["IDENTIFY_WINDOW", "GateHealth", "IdentifyRation"]
 
 #: max_concurrency counts identifies per this many seconds (docs/protocol.md §8.1).
 IDENTIFY_WINDOW = 5.0
@@ -28,9 +27,9 @@ class GateHealth:
 
     waiting: int
     max_concurrency: int
-    remaining: Optional[int]
+    remaining: int | None
     #: Set while ``remaining`` is spent: new sessions wait until then (the caller's clock).
-    exhausted_until: Optional[float]
+    exhausted_until: float | None
 
     @property
     def exhausted(self) -> bool:
@@ -41,11 +40,11 @@ class GateHealth:
 class _Bucket:
     """One ``max_concurrency`` bucket: who waits, who holds the turn, and when the next turn is free."""
 
-    __slots__ = ("queue", "holder", "free_at")
+    __slots__ = ("free_at", "holder", "queue")
 
     def __init__(self) -> None:
         self.queue: deque[int] = deque()
-        self.holder: Optional[int] = None
+        self.holder: int | None = None
         self.free_at = float("-inf")
 
 
@@ -57,8 +56,8 @@ class IdentifyRation:
             raise ValueError(f"window must be a number of seconds >= 0, got {window!r}")
         self._window = window
         self._max_concurrency = 1
-        self._total: Optional[int] = None
-        self._remaining: Optional[int] = None
+        self._total: int | None = None
+        self._remaining: int | None = None
         self._reset_at = float("inf")
         self._buckets: dict[int, _Bucket] = {}
         #: Where a bucket made after a change of max_concurrency starts: the old buckets' last turn.
@@ -66,7 +65,7 @@ class IdentifyRation:
 
     # -- what the platform said --------------------------------------------------------
 
-    def learn(self, limit: Optional[SessionStartLimit], now: float) -> None:
+    def learn(self, limit: SessionStartLimit | None, now: float) -> None:
         """Take in a ``session_start_limit`` a shard's ``/gateway/bot`` reported."""
         if limit is None:
             return
@@ -120,7 +119,7 @@ class IdentifyRation:
                 self._remaining -= 1
         return granted
 
-    def next_due(self, now: float) -> Optional[float]:
+    def next_due(self, now: float) -> float | None:
         """When :meth:`grants` may have more to give (None: not before a shard asks or reports)."""
         waiting = [b for b in self._buckets.values() if b.queue and b.holder is None]
         if not waiting:

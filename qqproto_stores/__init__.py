@@ -6,7 +6,14 @@ from qqproto import SessionState, SessionStore, session_key
 
 from ._sqlite import SQLiteSessionStore
 
-__all__ = ["SQLiteSessionStore", "RedisSessionStore", "SessionState", "SessionStore", "open_session_store", "session_key"]
+__all__ = [
+    "RedisSessionStore",
+    "SQLiteSessionStore",
+    "SessionState",
+    "SessionStore",
+    "open_session_store",
+    "session_key",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional, Union
 
 from qqproto import SessionState
 
@@ -12,7 +11,7 @@ __all__ = ["decode_record", "log"]
 log = logging.getLogger("qqproto.stores")
 
 
-def decode_record(key: str, raw: Union[str, bytes, None]) -> Optional[SessionState]:
+def decode_record(key: str, raw: str | bytes | None) -> SessionState | None:
     """The state in ``raw``; a corrupt or foreign record is logged and read as nothing saved."""
     if raw is None:
         return None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
-
 import redis
 
 from qqproto import SessionState
@@ -11,6 +9,7 @@ from qqproto import SessionState
 from ._records import decode_record
 
 __all__ = ["RedisSessionStore"]
+
 
 class RedisSessionStore:
     """Sessions in Redis, one string per key under ``prefix``.
@@ -21,13 +20,13 @@ class RedisSessionStore:
 
     def __init__(
         self,
-        url_or_client: Union[str, "redis.Redis"],
+        url_or_client: str | redis.Redis,
         *,
         prefix: str = "qqproto:session:",
         timeout: float = 2.0,
     ) -> None:
         if isinstance(url_or_client, str):
-            self._redis: "redis.Redis" = redis.Redis.from_url(
+            self._redis: redis.Redis = redis.Redis.from_url(
                 url_or_client, socket_timeout=timeout, socket_connect_timeout=timeout
             )
             self._where = url_or_client.split("@")[-1]  # never show a password
@@ -39,7 +38,7 @@ class RedisSessionStore:
     def __repr__(self) -> str:
         return f"RedisSessionStore({self._where!r})"
 
-    def load(self, key: str) -> Optional[SessionState]:
+    def load(self, key: str) -> SessionState | None:
         return decode_record(key, self._redis.get(self.prefix + key))
 
     def save(self, key: str, state: SessionState) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from typing import Optional, Union
 
 from qqproto import SessionState
 
@@ -24,7 +23,7 @@ class SQLiteSessionStore:
     ``busy_timeout`` seconds before the call raises ``sqlite3.OperationalError``.
     """
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"], *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
@@ -39,7 +38,7 @@ class SQLiteSessionStore:
     def __repr__(self) -> str:
         return f"SQLiteSessionStore({self.path!r})"
 
-    def load(self, key: str) -> Optional[SessionState]:
+    def load(self, key: str) -> SessionState | None:
         with self._lock:
             row = self._db.execute("SELECT record FROM qqproto_sessions WHERE key = ?", (key,)).fetchone()
         return decode_record(key, row[0] if row else None)

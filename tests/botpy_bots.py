@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import botpy
 from botpy.message import C2CMessage, GroupMessage, Message
@@ -18,20 +19,20 @@ TIMEOUT = 15.0
 #: The fake's Hello interval: qqproto beats every 0.4 s; 5 session starts per 5 s keep botpy's own stagger at 1 s.
 PLATFORM = PlatformConfig(heartbeat_interval_ms=500, max_concurrency=5)
 #: qqproto settings that make every recovery take well under a second.
-FAST = dict(
-    connect_timeout=3.0,
-    http_timeout=3.0,
-    hello_timeout=3.0,
-    ready_timeout=3.0,
-    close_timeout=1.0,
-    backoff_base=0.05,
-    backoff_cap=0.5,
-    cooldown=1.0,
-    invalid_session_delay=(0.05, 0.2),
-    healthy_after=0.5,
-    quick_disconnect_limit=100,
-    heartbeat_interval_bounds=(0.05, 600.0),  # obey the fake's 500 ms Hello rather than clamp it to 1 s
-)
+FAST = {
+    "connect_timeout": 3.0,
+    "http_timeout": 3.0,
+    "hello_timeout": 3.0,
+    "ready_timeout": 3.0,
+    "close_timeout": 1.0,
+    "backoff_base": 0.05,
+    "backoff_cap": 0.5,
+    "cooldown": 1.0,
+    "invalid_session_delay": (0.05, 0.2),
+    "healthy_after": 0.5,
+    "quick_disconnect_limit": 100,
+    "heartbeat_interval_bounds": (0.05, 600.0),  # obey the fake's 500 ms Hello rather than clamp it to 1 s
+}
 INTENTS = botpy.Intents(public_messages=True, public_guild_messages=True)
 
 
@@ -98,7 +99,12 @@ def group_message(msg_id: str, content: str = "ping") -> dict[str, Any]:
 
 
 def c2c_message(msg_id: str, content: str = "ping") -> dict[str, Any]:
-    return {"id": msg_id, "content": content, "author": {"user_openid": "USER1"}, "timestamp": "2025-01-01T00:00:00+08:00"}
+    return {
+        "id": msg_id,
+        "content": content,
+        "author": {"user_openid": "USER1"},
+        "timestamp": "2025-01-01T00:00:00+08:00",
+    }
 
 
 def guild_message(msg_id: str, content: str = "ping") -> dict[str, Any]:

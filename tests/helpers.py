@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
+from typing import Any, Union
 
 import h11
 from wsproto import ConnectionType, WSConnection
@@ -68,7 +69,7 @@ class WsPeer:
     sock_id: int
     ws: WSConnection = field(default_factory=lambda: WSConnection(ConnectionType.SERVER))
     received: list[dict[str, Any]] = field(default_factory=list)
-    close_code: Optional[int] = None
+    close_code: int | None = None
     accepted: bool = False
     beat_times: list[float] = field(default_factory=list)
 
@@ -92,7 +93,7 @@ class Harness:
         self.http_requests: list[HttpPeer] = []
         self.token_answers: list[HttpAnswer] = []
         self.gateway_answers: list[HttpAnswer] = []
-        self.send_answers: list[Optional[HttpAnswer]] = []
+        self.send_answers: list[HttpAnswer | None] = []
         self.send_default: HttpAnswer = (200, {"id": "sent-1", "timestamp": 1})
         self.token_default: HttpAnswer = (200, {"access_token": TOKEN, "expires_in": "7200"})
         self.gateway_default: HttpAnswer = (
@@ -119,7 +120,7 @@ class Harness:
 
     # ---------------------------------------------------------------- driving the client
 
-    def start(self) -> "Harness":
+    def start(self) -> Harness:
         self.conn.start(self.now)
         self.pump()
         return self
@@ -242,7 +243,11 @@ class Harness:
         raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
         peer = self.peers[sock_id]
         assert isinstance(peer, HttpPeer)
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(raw))), ("X-Tps-Trace-Id", "trace-1")]
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(raw))),
+            ("X-Tps-Trace-Id", "trace-1"),
+        ]
         out = peer.h11.send(h11.Response(status_code=status, headers=headers))
         out = (out or b"") + (peer.h11.send(h11.Data(data=raw)) or b"") + (peer.h11.send(h11.EndOfMessage()) or b"")
         self.deliver(sock_id, out)
@@ -303,7 +308,7 @@ class Harness:
         if peer.ws.state is ConnectionState.OPEN:
             self.deliver(sock_id, peer.ws.send(TextMessage(data=text)))
 
-    def dispatch(self, event_type: str = "GROUP_AT_MESSAGE_CREATE", d: Any = None, *, seq: Optional[int] = None) -> int:
+    def dispatch(self, event_type: str = "GROUP_AT_MESSAGE_CREATE", d: Any = None, *, seq: int | None = None) -> int:
         """Push one dispatch on the live gateway socket; return its seq."""
         if seq is None:
             self.server_seq += 1
@@ -311,7 +316,7 @@ class Harness:
         self.send(self.ws_id(), {"op": 0, "s": seq, "t": event_type, "d": d or {"id": f"msg-{seq}"}, "id": f"ev-{seq}"})
         return seq
 
-    def server_close(self, code: int, reason: str = "", sock_id: Optional[int] = None) -> None:
+    def server_close(self, code: int, reason: str = "", sock_id: int | None = None) -> None:
         """The server closes the gateway socket with a close frame."""
         sid = self.ws_id() if sock_id is None else sock_id
         peer = self.peers[sid]
@@ -339,7 +344,7 @@ class Harness:
     def of_type(self, kind: type) -> list[Any]:
         return [action for action in self.notices if isinstance(action, kind)]
 
-    def connect(self) -> "Harness":
+    def connect(self) -> Harness:
         """Start and run to READY."""
         self.start()
         assert self.conn.state.value == "connected", self.conn.state

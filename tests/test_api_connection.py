@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any, Union
+from typing import Any
 
 import pytest
 from helpers import CONFIG, TOKEN, Harness
@@ -29,7 +29,7 @@ class ApiHarness(Harness):
 
     def __init__(self, config: GatewayConfig = CONFIG, *, mode: str = "api") -> None:
         super().__init__(config)
-        self.conn: Union[QQApiConnection, QQGatewayConnection]  # type: ignore[assignment]
+        self.conn: QQApiConnection | QQGatewayConnection  # type: ignore[assignment]
         self.conn = QQApiConnection(config, random.Random(0), mode=mode)
 
 

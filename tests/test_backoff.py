@@ -28,7 +28,9 @@ def test_backoff_is_capped_exponential_with_jitter() -> None:
     assert max(observed) <= CONFIG.backoff_cap
     assert observed[-1] >= CONFIG.backoff_cap / 2
     # Jitter: every attempt past the cap has the same ceiling, yet no two of them wait the same.
-    at_cap = [d for n, d in enumerate(observed[1:], start=1) if CONFIG.backoff_base * 2 ** (n - 1) >= CONFIG.backoff_cap]
+    at_cap = [
+        d for n, d in enumerate(observed[1:], start=1) if CONFIG.backoff_base * 2 ** (n - 1) >= CONFIG.backoff_cap
+    ]
     assert len(at_cap) >= 10
     assert len(set(at_cap)) == len(at_cap)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from botpy.connection import ConnectionState
@@ -27,7 +28,7 @@ def run_bot(lp: LoopbackPlatform, make: Callable[[], Client], scenario: Scenario
         bot = make()
         running = asyncio.ensure_future(bot.start(appid=PLATFORM.app_id, secret=PLATFORM.client_secret))
         try:
-            await until(lambda: running.done() or bool(bot.gateway_health()) and lp.counters.ready_sent > 0)
+            await until(lambda: running.done() or (bool(bot.gateway_health()) and lp.counters.ready_sent > 0))
             await scenario(lp, bot)
         finally:
             await bot.close()
@@ -72,7 +73,7 @@ def test_every_event_reaches_its_handler_once_through_every_fault(transport: str
         bot = run_bot(lp, lambda: bridged(lp, EchoBot, transport=transport), scenario)
         counters = lp.counters
     assert isinstance(bot, EchoBot)
-    assert bot.counts.seen == {msg_id: 1 for msg_id in pushed}
+    assert bot.counts.seen == dict.fromkeys(pushed, 1)
     assert bot.counts.readies == 1
     assert counters.messages_received == len(pushed) and not counters.message_refusals
     assert counters.gateway_calls == 2 and counters.gateway_rate_limited == 0
@@ -160,7 +161,7 @@ def test_a_parser_patched_at_class_level_before_construction_is_the_one_that_run
         await until(lambda: bool(bot.counts.seen))
 
     with LoopbackPlatform(config=PLATFORM) as lp:
-        bot = run_bot(lp, lambda: bridged(lp, EchoBot), scenario)
+        run_bot(lp, lambda: bridged(lp, EchoBot), scenario)
     (frame,) = frames
     assert frame["op"] == 0 and frame["t"] == "GROUP_AT_MESSAGE_CREATE" and frame["d"]["id"] == "m1"
     assert isinstance(frame["s"], int) and frame["id"].startswith("GROUP_AT_MESSAGE_CREATE:")

@@ -49,7 +49,9 @@ def test_connect_webhook_serves_callbacks_as_json_lines(tmp_path: Path) -> None:
             lines = lines_of(child.stdout)
             url = json.loads(wait_for(lines, lambda line: '"Listening"' in line))["url"]
             loopback.push_to(url, client_context)
-            loopback.call(lambda p, now: p.push_event("C2C_MESSAGE_CREATE", {"id": "m1", "content": "你好"}, now, "ev-1"))
+            loopback.call(
+                lambda p, now: p.push_event("C2C_MESSAGE_CREATE", {"id": "m1", "content": "你好"}, now, "ev-1")
+            )
             dispatch = json.loads(wait_for(lines, lambda line: '"Dispatch"' in line))
             assert dispatch["event_id"] == "ev-1" and dispatch["data"]["content"] == "你好"
             deadline = time.monotonic() + 10
@@ -70,7 +72,19 @@ def test_connect_webhook_on_a_taken_port_is_fatal(tmp_path: Path) -> None:
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        command = [sys.executable, "-m", "qqproto_cli", "connect", "--app-id", "1", "--webhook", "--listen", f"127.0.0.1:{port}"]
-        result = subprocess.run(command, env={**os.environ, "QQBOT_SECRET": "s"}, capture_output=True, text=True, timeout=60)
+        command = [
+            sys.executable,
+            "-m",
+            "qqproto_cli",
+            "connect",
+            "--app-id",
+            "1",
+            "--webhook",
+            "--listen",
+            f"127.0.0.1:{port}",
+        ]
+        result = subprocess.run(
+            command, env={**os.environ, "QQBOT_SECRET": "s"}, capture_output=True, text=True, timeout=60
+        )
     assert result.returncode == 1
     assert "cannot listen" in json.loads(result.stdout.splitlines()[-1])["reason"]

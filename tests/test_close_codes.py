@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pytest
 from helpers import CONFIG, Harness
 
@@ -28,7 +26,7 @@ EXPECTED: dict[int, str] = {
     4012: FATAL,
     4013: FATAL,
     4014: FATAL,
-    **{code: IDENTIFY for code in range(4900, 4914)},
+    **dict.fromkeys(range(4900, 4914), IDENTIFY),
     4914: FATAL,
     4915: FATAL,
     # Codes no source documents are unknown: identify.
@@ -122,7 +120,7 @@ def test_op7_closes_without_1000_and_resumes_at_once() -> None:
 
 
 @pytest.mark.parametrize("d, resumes", [(True, True), (False, False), (None, False)])
-def test_op9_resumes_only_when_d_is_true_after_a_short_random_delay(d: Optional[bool], resumes: bool) -> None:
+def test_op9_resumes_only_when_d_is_true_after_a_short_random_delay(d: bool | None, resumes: bool) -> None:
     h = Harness().connect()
     h.send(h.ws_id(), {"op": 9, "d": d})
     (scheduled,) = h.of_type(ReconnectScheduled)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -17,7 +17,7 @@ NOW = 100.0
 
 
 def ask(
-    control: Control, method: str, route: str, body: Any = None, token: str = TOKEN, raw: Optional[bytes] = None
+    control: Control, method: str, route: str, body: Any = None, token: str = TOKEN, raw: bytes | None = None
 ) -> tuple[int, Any]:
     """One control request as the server would parse it; the status and the decoded answer."""
     data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())

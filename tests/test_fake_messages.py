@@ -51,7 +51,9 @@ def test_without_a_valid_token_the_answer_is_11244(desk: MessageDesk) -> None:
 
 
 @pytest.mark.parametrize("path, msg_id, after, code", [(GROUP, "g-msg", 301, 40034005), (C2C, "c-msg", 3601, 40034005)])
-def test_a_reply_after_its_window_is_40034005(desk: MessageDesk, path: str, msg_id: str, after: float, code: int) -> None:
+def test_a_reply_after_its_window_is_40034005(
+    desk: MessageDesk, path: str, msg_id: str, after: float, code: int
+) -> None:
     assert code_of(desk.answer(post(path, {"content": "x", "msg_id": msg_id}), True, NOW + after)) == code
 
 

@@ -6,7 +6,8 @@ import itertools
 import json
 import random
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import h11
 import pytest
@@ -72,9 +73,7 @@ class Net:
             self.pump()
         self.now = target
 
-    def http(
-        self, method: str, target: str, body: object = None, token: str | None = None
-    ) -> tuple[int, Any]:
+    def http(self, method: str, target: str, body: object = None, token: str | None = None) -> tuple[int, Any]:
         client = HTTPClient(self)
         client.request(method, target, body, token)
         answer = client.response()

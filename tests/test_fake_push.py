@@ -44,7 +44,10 @@ def test_a_wrong_validation_answer_is_retried() -> None:
 
 
 def test_failures_are_retried_with_growing_delays_until_given_up() -> None:
-    pusher, receiver = WebhookPusher(SECRET, random.Random(0), retry_base=1.0, retry_cap=4.0, max_attempts=4), WebhookReceiver(SECRET)
+    pusher, receiver = (
+        WebhookPusher(SECRET, random.Random(0), retry_base=1.0, retry_cap=4.0, max_attempts=4),
+        WebhookReceiver(SECRET),
+    )
     answer_all(pusher, receiver, 0.0)
     pusher.push("X", {}, "ev-1", 0.0)
     now, delays = 0.0, []

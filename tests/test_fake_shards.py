@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from qqproto.testing import PlatformConfig
-
 from test_fake_platform import Gateway, Net
+
+from qqproto.testing import PlatformConfig
 
 
 def ready(gateway: Gateway) -> dict[str, object]:

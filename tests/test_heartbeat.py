@@ -9,6 +9,7 @@ from qqproto import HeartbeatAcked, HeartbeatSent, ReconnectScheduled, State, Ti
 
 INTERVAL = HELLO_MS / 1000 * CONFIG.heartbeat_ratio
 
+
 def test_heartbeat_every_hello_interval_times_ratio_carrying_last_seq() -> None:
     h = Harness().connect()
     hello_at = h.now
@@ -23,6 +24,7 @@ def test_heartbeat_every_hello_interval_times_ratio_carrying_last_seq() -> None:
     assert h.sent_ops(1)[-1] == {"op": 1, "d": 3}
     assert [a.seq for a in h.of_type(HeartbeatSent)] == [1, 3]
 
+
 def test_heartbeat_carries_null_before_any_sequence() -> None:
     h = Harness()
     h.auto_ready = False
@@ -31,12 +33,14 @@ def test_heartbeat_carries_null_before_any_sequence() -> None:
     h.advance(10 * CONFIG.heartbeat_ratio)
     assert h.sent_ops(1) == [{"op": 1, "d": None}]
 
+
 def test_heartbeat_interval_follows_hello() -> None:
     h = Harness()
     h.hello_ms = 10000
     h.connect()
     h.advance(60)
     assert len(h.sent_ops(1)) == int(60 // (10 * CONFIG.heartbeat_ratio))
+
 
 def test_heartbeat_ack_reports_latency() -> None:
     h = Harness()
@@ -47,6 +51,7 @@ def test_heartbeat_ack_reports_latency() -> None:
     h.send(h.ws_id(), {"op": 11})
     assert h.of_type(HeartbeatAcked) == [HeartbeatAcked(pytest.approx(0.25))]
     assert h.conn.health(h.now).heartbeat_latency == pytest.approx(0.25)
+
 
 def test_missing_heartbeat_ack_closes_the_zombie_socket_and_resumes() -> None:
     h = Harness().connect()
@@ -63,6 +68,7 @@ def test_missing_heartbeat_ack_closes_the_zombie_socket_and_resumes() -> None:
     assert h.sent_ops(6)[-1]["d"]["session_id"] == "session-1"
     assert h.conn.state is State.CONNECTED
 
+
 def test_late_timer_reports_timer_late_and_beats_at_once() -> None:
     h = Harness().connect()
     h.jump(INTERVAL + 30)
@@ -71,6 +77,7 @@ def test_late_timer_reports_timer_late_and_beats_at_once() -> None:
     assert len(h.sent_ops(1)) == 1
     assert h.conn.next_timer() == pytest.approx(h.now + INTERVAL)
     assert h.conn.health(h.now).timer_late_count == 1
+
 
 def test_late_timer_gives_an_unacknowledged_beat_one_more_interval() -> None:
     h = Harness().connect()
@@ -86,10 +93,12 @@ def test_late_timer_gives_an_unacknowledged_beat_one_more_interval() -> None:
     assert ws not in h.closed
     assert h.conn.state is State.CONNECTED
 
+
 def test_platform_heartbeat_request_is_answered_at_once() -> None:
     h = Harness().connect()
     h.send(h.ws_id(), {"op": 1})
     assert h.sent_ops(1) == [{"op": 1, "d": 1}]
+
 
 def test_heartbeat_spacing_never_exceeds_the_interval_while_connected() -> None:
     h = Harness().connect()

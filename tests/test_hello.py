@@ -7,6 +7,7 @@ from helpers import CONFIG, Harness
 
 from qqproto import GatewayConfig, HeartbeatSent, LocalProtocolError, ReconnectScheduled
 
+
 @pytest.mark.parametrize(
     "hello, shown",
     [

@@ -6,7 +6,6 @@ import dataclasses
 import json
 
 import pytest
-
 from helpers import CONFIG, GATEWAY_URL, SECRET, TOKEN, Harness
 
 from qqproto import (

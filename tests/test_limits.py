@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tracemalloc
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from helpers import CONFIG, TOKEN, Harness, WsPeer

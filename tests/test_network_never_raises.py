@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from helpers import Harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from helpers import Harness
 
 from qqproto import Fatal, State
 

@@ -14,8 +14,8 @@ from qqproto._backoff import Backoff
 from qqproto._close_codes import CLOSE_RULES, CloseAction, rule_for_close
 from qqproto._heartbeat import Beat, Heartbeat
 from qqproto._http import HttpResponse
-from qqproto._recovery import GiveUp, Recovery, disconnect_for_close
 from qqproto._identify_gate import IdentifyGate
+from qqproto._recovery import GiveUp, Recovery, disconnect_for_close
 from qqproto._session import Session, SessionStartLimit
 from qqproto._sockets import Kind, Sockets
 from qqproto._state import FINAL_STATES, STOPPED_STATES, TRANSITIONS, Machine
@@ -87,7 +87,7 @@ def test_token_cache_stores_a_token_and_refreshes_ahead_of_expiry() -> None:
     cache.invalidate()
     assert not cache.usable(101.0)
     with pytest.raises(RuntimeError):
-        cache.authorization
+        _ = cache.authorization
 
 
 def test_token_cache_request_carries_the_credentials_in_the_body() -> None:
@@ -120,8 +120,8 @@ def test_token_cache_tells_bad_credentials_from_passing_failures(status: int, bo
 
 
 def test_final_states_are_the_ones_the_table_leaves_no_way_out_of() -> None:
-    assert FINAL_STATES == {State.CLOSED, State.FATAL}
-    assert STOPPED_STATES == FINAL_STATES | {State.CLOSING}
+    assert {State.CLOSED, State.FATAL} == FINAL_STATES
+    assert FINAL_STATES | {State.CLOSING} == STOPPED_STATES
     assert all(TRANSITIONS[state] for state in State if state not in FINAL_STATES)
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -19,12 +20,52 @@ values = st.recursive(
 )
 # Inputs where json and orjson part ways, or where either could slip.
 EDGES = [
-    "NaN", "-Infinity", "[Infinity]", "1e400", "-1e400", "123456789012345678901234567890", str(2**64), str(-(2**63) - 1),
-    '"\\ud800"', '"\\udc00x"', '"\\ud83d\\ude00"', '{"a":1,"a":2}', '{"a":1,"b":2,"a":3}', "-0", "-0.0", "0.1e-400",
-    "1.7976931348623157e308", "5e-324", "[" * 2000 + "]" * 2000, "[" * 600 + "]" * 600, '"\x00"', '"\t"', "\ufeff{}",
-    "{} ", " {}", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "\"\\x\"", "tru", "nul", "", "[]", "{}", '{"op":0}',
+    "NaN",
+    "-Infinity",
+    "[Infinity]",
+    "1e400",
+    "-1e400",
+    "123456789012345678901234567890",
+    str(2**64),
+    str(-(2**63) - 1),
+    '"\\ud800"',
+    '"\\udc00x"',
+    '"\\ud83d\\ude00"',
+    '{"a":1,"a":2}',
+    '{"a":1,"b":2,"a":3}',
+    "-0",
+    "-0.0",
+    "0.1e-400",
+    "1.7976931348623157e308",
+    "5e-324",
+    "[" * 2000 + "]" * 2000,
+    "[" * 600 + "]" * 600,
+    '"\x00"',
+    '"\t"',
+    "\ufeff{}",
+    "{} ",
+    " {}",
+    "[1,]",
+    '{"a":1,}',
+    "01",
+    "1.",
+    ".5",
+    '"\\x"',
+    "tru",
+    "nul",
+    "",
+    "[]",
+    "{}",
+    '{"op":0}',
 ]
-EDGE_BYTES = [b"\xff", b'"\xc3\x28"', b'"\xed\xa0\x80"', b'{"t":"\xe4\xbd\xa0\xe5\xa5\xbd"}', b"\xef\xbb\xbf{}", b'"\xf4\x90\x80\x80"']
+EDGE_BYTES = [
+    b"\xff",
+    b'"\xc3\x28"',
+    b'"\xed\xa0\x80"',
+    b'{"t":"\xe4\xbd\xa0\xe5\xa5\xbd"}',
+    b"\xef\xbb\xbf{}",
+    b'"\xf4\x90\x80\x80"',
+]
 
 
 @pytest.fixture(params=["fast", "json"], autouse=True)

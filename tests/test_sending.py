@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 from helpers import CONFIG, TOKEN, Harness
@@ -37,7 +37,7 @@ def reply(scene: Scene = Scene.GROUP, received_at: float = NOW, msg_id: str = "m
     return OutgoingMessage(scene, "target-1", {"content": "hi", "msg_type": 0}, msg_id=msg_id, received_at=received_at)
 
 
-def answer(status: Optional[int], body: Any = None, trace: str = "t-1") -> tuple[Optional[int], dict[str, str], bytes]:
+def answer(status: int | None, body: Any = None, trace: str = "t-1") -> tuple[int | None, dict[str, str], bytes]:
     raw = b"" if body is None else json.dumps(body).encode()
     return status, {"x-tps-trace-id": trace}, raw
 
@@ -106,7 +106,7 @@ def test_transport_failure_retries_with_the_same_msg_seq() -> None:
 
 # 11244 says the token expired whatever the HTTP status; a bare 401 says so too.
 @pytest.mark.parametrize("status, code", [(400, 11244), (200, 11244), (401, 11244), (401, None)])
-def test_an_expired_token_refreshes_and_retries_once(status: int, code: Optional[int]) -> None:
+def test_an_expired_token_refreshes_and_retries_once(status: int, code: int | None) -> None:
     p, message = policy(), reply()
     body = {"message": "token not exist or expire"} if code is None else {"code": code}
     p.attempt(message, NOW)

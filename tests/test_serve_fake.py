@@ -9,8 +9,8 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from typing import Any, Callable, Optional
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -38,7 +38,7 @@ class ServedFake:
         self.ssl_context = ssl.create_default_context(cafile=self.printed["ca_pem_path"])
 
     def control(
-        self, method: str, route: str, body: Optional[dict[str, Any]] = None, token: str = TOKEN
+        self, method: str, route: str, body: dict[str, Any] | None = None, token: str = TOKEN
     ) -> tuple[int, Any]:
         """One request to the control endpoint; the status and the decoded answer."""
         url = urlsplit(self.printed["control_url"] + route)
@@ -101,8 +101,6 @@ def test_the_control_endpoint_refuses_a_wrong_token_and_says_what_is_wrong(serve
     status, body = served.control("POST", "faults", {"fault": "earthquake"})
     assert status == 400 and "reconnect" in body["message"]
     assert served.control("GET", "nothing-here")[0] == 404
-
-
 
 
 def test_a_client_in_another_process_gets_pushed_events_and_injected_faults(served: ServedFake) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from helpers import CONFIG, Harness
 
 from qqproto import (
@@ -43,7 +42,7 @@ def test_a_restored_session_the_platform_refuses_falls_back_to_identify_and_heal
     h = restored()
     h.auto_ready = False
     h.start()
-    (resume,) = h.sent_ops(6)
+    assert len(h.sent_ops(6)) == 1
     h.send(h.ws_id(), {"op": 9, "d": False})
     h.pump()
     assert h.conn.health(h.now).session_restore == "refused"

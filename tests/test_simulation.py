@@ -78,7 +78,9 @@ def test_each_fault_of_the_plan_is_survived(fault: Fault, value: float, cause: s
 
 def test_a_gateway_node_that_is_down_costs_one_rate_limited_refetch_and_keeps_the_cached_url() -> None:
     timed = (TimedFault(HOUR, Fault.FAIL_UPGRADES, 4.0),)
-    plan = Plan(name="node down", description="", platform=PlatformConfig(gateway_rate_limit=(1, 4 * HOUR)), timed=timed)
+    plan = Plan(
+        name="node down", description="", platform=PlatformConfig(gateway_rate_limit=(1, 4 * HOUR)), timed=timed
+    )
     sim = Simulation(plan, seed=2, days=0.1)
     report = sim.run()
     assert_client_kept_its_promises(report)
@@ -152,7 +154,9 @@ def test_production_deploys_and_crashes_lose_nothing_and_repeat_nothing() -> Non
     assert_client_kept_its_promises(report)
     assert report.faults_injected["graceful restart (deploy)"] >= 2
     assert report.faults_injected["crash with an event in hand"] >= 1
-    assert report.restarts == sum(report.faults_injected[k] for k in ("graceful restart (deploy)", "crash with an event in hand"))
+    assert report.restarts == sum(
+        report.faults_injected[k] for k in ("graceful restart (deploy)", "crash with an event in hand")
+    )
     assert report.events_redelivered_after_crash == report.faults_injected["crash with an event in hand"]
 
 

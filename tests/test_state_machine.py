@@ -13,8 +13,9 @@ import json
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -137,7 +138,7 @@ class Link:
 
     sock_id: int
     gateway: bool
-    conn_id: Optional[int] = None
+    conn_id: int | None = None
     opened: bool = False
     client_open: bool = True
     to_client: deque[bytes] = field(default_factory=deque)
@@ -145,8 +146,8 @@ class Link:
     sent: FrameReader = field(default_factory=FrameReader)
     received: FrameReader = field(default_factory=FrameReader)
     tainted: bool = False
-    interval: Optional[float] = None
-    beat_base: Optional[float] = None
+    interval: float | None = None
+    beat_base: float | None = None
 
 
 class GatewayMachine(RuleBasedStateMachine):
@@ -165,11 +166,11 @@ class GatewayMachine(RuleBasedStateMachine):
         self,
         seed: int,
         hello_ms: int,
-        session_lifetime: Optional[float],
+        session_lifetime: float | None,
         token_ttl: int,
-        rate_limit: Optional[tuple[int, float]],
+        rate_limit: tuple[int, float] | None,
         session_starts: int,
-        attempts: Optional[int],
+        attempts: int | None,
     ) -> None:
         self.platform_config = PlatformConfig(
             heartbeat_interval_ms=hello_ms,
@@ -195,12 +196,12 @@ class GatewayMachine(RuleBasedStateMachine):
         self.steps = 0
         self.late_at = -math.inf
         self.closed_by_caller = False
-        self.fatal: Optional[Fatal] = None
+        self.fatal: Fatal | None = None
         self.events_pushed = 0
         # What the application saw.
-        self.app_session: Optional[str] = None
-        self.app_seq: Optional[int] = None
-        self.delivered: set[Optional[str]] = set()
+        self.app_session: str | None = None
+        self.app_seq: int | None = None
+        self.delivered: set[str | None] = set()
         # What the wire shows about the session: held since READY; given up only for a documented reason.
         self.session_held = False
         self.may_identify = True
@@ -230,7 +231,7 @@ class GatewayMachine(RuleBasedStateMachine):
             if not actions and not server_actions:
                 return
 
-    def link_of_conn(self, conn_id: int) -> Optional[Link]:
+    def link_of_conn(self, conn_id: int) -> Link | None:
         for link in self.links.values():
             if link.conn_id == conn_id:
                 return link
@@ -322,7 +323,7 @@ class GatewayMachine(RuleBasedStateMachine):
         session_limit = action.cause == "session_limit" and delay <= self.platform_config.session_start_window
         assert within_backoff or cooling_down or session_limit, f"{action.cause} delay {delay} out of bounds"
 
-    def deliver_to_client(self, link: Link, cut: Optional[int] = None) -> None:
+    def deliver_to_client(self, link: Link, cut: int | None = None) -> None:
         data = link.to_client.popleft()
         if cut is not None and 0 < cut < len(data):
             data, rest = data[:cut], data[cut:]
@@ -415,7 +416,7 @@ class GatewayMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: any(link.to_client for link in self.links.values()))
     @rule(index=st.integers(0, 100), cut=st.none() | st.integers(1, 200))
-    def bytes_reach_the_client(self, index: int, cut: Optional[int]) -> None:
+    def bytes_reach_the_client(self, index: int, cut: int | None) -> None:
         self.deliver_to_client(self.pick([link for link in self.links.values() if link.to_client], index), cut)
 
     @precondition(lambda self: any(link.to_platform for link in self.links.values()))
@@ -519,7 +520,7 @@ class GatewayMachine(RuleBasedStateMachine):
             self.platform.push_event("C2C_MESSAGE_CREATE", {"n": n}, self.now, f"ev-{n}")
         self.pump()
 
-    def beating_link(self) -> Optional[Link]:
+    def beating_link(self) -> Link | None:
         """The gateway socket whose heartbeats are being watched, if any."""
         for link in self.live_links():
             if link.gateway and not link.tainted and link.interval is not None:

@@ -9,7 +9,6 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Optional
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,7 +24,9 @@ DOC_SIGNATURE = (
     "1bcfcadc0842edac85e85205028a1132afe09280305f13aa6909ffc2d652c706"
 )
 NOW = 1725442341.0
-BODY = json.dumps({"op": 0, "s": 3, "t": "C2C_MESSAGE_CREATE", "id": "ev-1", "d": {"id": "m1", "content": "hi"}}).encode()
+BODY = json.dumps(
+    {"op": 0, "s": 3, "t": "C2C_MESSAGE_CREATE", "id": "ev-1", "d": {"id": "m1", "content": "hi"}}
+).encode()
 
 
 def signed(receiver: WebhookReceiver, body: bytes, timestamp: str = "1725442341") -> dict[str, str]:
@@ -130,7 +131,7 @@ def test_an_unsigned_body_is_refused_before_it_is_read() -> None:
     ],
 )
 def test_the_request_line_and_length_are_checked_first(
-    method: str, path: str, headers: dict[str, str], outcome: Optional[Outcome]
+    method: str, path: str, headers: dict[str, str], outcome: Outcome | None
 ) -> None:
     receiver = WebhookReceiver(DOC_SECRET, max_body=1024)
     refusal = receiver.check_head(method, path, headers)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from ._common import Driver, describe
 
@@ -20,7 +21,7 @@ class Stream(asyncio.Protocol):
     def __init__(self, gateway: Driver, sock_id: int, loop: asyncio.AbstractEventLoop) -> None:
         self._gateway = gateway
         self._sock_id = sock_id
-        self._early: Optional[list[tuple[Callable[..., None], tuple[Any, ...]]]] = []
+        self._early: list[tuple[Callable[..., None], tuple[Any, ...]]] | None = []
         self._ended = False
         self._paused = False
         self.transport: asyncio.Transport
@@ -61,12 +62,12 @@ class Stream(asyncio.Protocol):
         self._end(None)
         return False
 
-    def connection_lost(self, exc: Optional[Exception]) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
             self.lost.set_result(None)
         self._end(exc)
 
-    def _end(self, exc: Optional[Exception]) -> None:
+    def _end(self, exc: Exception | None) -> None:
         if not self._ended:
             self._ended = True
             if exc is None:

@@ -6,7 +6,8 @@ import abc
 import contextlib
 import dataclasses
 import ssl
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Optional, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ContextManager, Protocol
 
 from qqproto import (
     Action,
@@ -54,7 +55,7 @@ _QUEUED = frozenset((*APPLICATION_EVENTS, Fatal))
 _GATE_ACTIONS = frozenset((IdentifyPermissionNeeded, IdentifySent))
 
 
-def with_store(health: Health, keeper: Optional[SessionKeeper]) -> Health:
+def with_store(health: Health, keeper: SessionKeeper | None) -> Health:
     """The core's health, with the session store's error when saving fails."""
     if keeper is None or keeper.error is None:
         return health
@@ -69,7 +70,7 @@ def default_ssl_context() -> ssl.SSLContext:
 def describe(exc: BaseException) -> str:
     """One line for ``socket_failed``: the error and what caused it (TLS errors hide behind wrappers)."""
     parts = []
-    cause: Optional[BaseException] = exc
+    cause: BaseException | None = exc
     while cause is not None:
         text = str(cause)
         parts.append(f"{type(cause).__name__}: {text}" if text else type(cause).__name__)
@@ -84,7 +85,7 @@ class Connection(Protocol):
     def state(self) -> State: ...
 
     @property
-    def access_token(self) -> Optional[str]: ...
+    def access_token(self) -> str | None: ...
 
     def start(self, now: float) -> None: ...
 
@@ -102,7 +103,7 @@ class Connection(Protocol):
 
     def next_actions(self) -> list[Action]: ...
 
-    def next_timer(self) -> Optional[float]: ...
+    def next_timer(self) -> float | None: ...
 
     def health(self, now: float) -> Health: ...
 
@@ -117,10 +118,10 @@ class Driver(abc.ABC):
         self,
         conn: Connection,
         config: GatewayConfig,
-        ssl_context: Optional[ssl.SSLContext],
+        ssl_context: ssl.SSLContext | None,
         events: EventQueue,
-        lock: Optional[ContextManager[Any]] = None,
-        keeper: Optional[SessionKeeper] = None,
+        lock: ContextManager[Any] | None = None,
+        keeper: SessionKeeper | None = None,
     ) -> None:
         self.conn = conn
         self.events = events
@@ -131,9 +132,9 @@ class Driver(abc.ABC):
         self.stopped = False
         self._lock = lock if lock is not None else contextlib.nullcontext()
         #: Told of IdentifyPermissionNeeded and IdentifySent, for a connection that asks a gate.
-        self.on_gate_action: Optional[Callable[[Action], None]] = None
+        self.on_gate_action: Callable[[Action], None] | None = None
         #: Told when events arrive or the connection stops, for a consumer that reads many drivers.
-        self.on_wake: Optional[Callable[[Driver], None]] = None
+        self.on_wake: Callable[[Driver], None] | None = None
         events.on_room = self.resume_reading  # readers pause only while the queue is full
 
     def feed(self, method: Callable[..., None], *args: Any) -> None:
@@ -197,7 +198,7 @@ class Driver(abc.ABC):
         """True while sockets must not be read: the consumer is behind (TCP backpressure)."""
         return self.events.full and not self.closing
 
-    def take_event(self) -> Optional[Action]:
+    def take_event(self) -> Action | None:
         """The consumer's next event, or None to wait; StopAsyncIteration after a close."""
         event = self.events.get()
         if event is None and self.events.done:
@@ -209,7 +210,7 @@ class Driver(abc.ABC):
         with self._lock:
             return with_store(self.conn.health(self.now()), self.keeper)
 
-    def begin(self, restored: Optional[SessionState]) -> None:
+    def begin(self, restored: SessionState | None) -> None:
         """Start the core, resuming ``restored`` (loaded from the store off the loop) if there is one."""
         if restored is not None:
             conn = self.conn
@@ -234,7 +235,7 @@ class Driver(abc.ABC):
         """Flush what was written, then close the socket and stop reading it."""
 
     @abc.abstractmethod
-    def set_timer(self, due: Optional[float]) -> None:
+    def set_timer(self, due: float | None) -> None:
         """Arrange one call of ``handle_timer`` at ``due`` (None: no timer)."""
 
     @abc.abstractmethod

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Callable, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from qqproto import (
     Action,
@@ -43,7 +44,7 @@ _KEPT = frozenset(SESSION_EVENTS)
 class GatewayFatalError(Exception):
     """The core emitted ``Fatal``: the connection has stopped for good."""
 
-    def __init__(self, reason: str, close_code: Optional[int]) -> None:
+    def __init__(self, reason: str, close_code: int | None) -> None:
         super().__init__(reason if close_code is None else f"{reason} [close code {close_code}]")
         self.reason = reason
         self.close_code = close_code
@@ -63,12 +64,12 @@ class EventQueue:
         self._items: deque[Action] = deque()
         self._limit = limit
         self._finished = False
-        self._error: Optional[BaseException] = None
+        self._error: BaseException | None = None
         self.dropped_notices = 0
-        self.on_room: Optional[Callable[[], None]] = None
+        self.on_room: Callable[[], None] | None = None
         #: Told of each event once the consumer is done with it: when it takes the next one.
-        self.keeper: Optional[SessionKeeper] = None
-        self._handed: Optional[Action] = None
+        self.keeper: SessionKeeper | None = None
+        self._handed: Action | None = None
 
     def __len__(self) -> int:
         """How many events are waiting."""
@@ -103,7 +104,7 @@ class EventQueue:
             else:
                 self.dropped_notices += 1
 
-    def finish(self, error: Optional[BaseException] = None) -> None:
+    def finish(self, error: BaseException | None = None) -> None:
         """End the queue; once drained, :meth:`get` raises ``error`` if one is given."""
         if not self._finished:
             self._finished = True
@@ -115,7 +116,7 @@ class EventQueue:
         if handed is not None and self.keeper is not None:
             self.keeper.finished(handed)
 
-    def get(self) -> Optional[Action]:
+    def get(self) -> Action | None:
         """The next event, or None if none is waiting; raises the ending error once drained.
 
         Asking is what says the consumer is done with the event it took before, whether or not

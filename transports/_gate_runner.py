@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from qqproto import Action, IdentifyPermissionNeeded, IdentifySent
 from qqproto_shards import IDENTIFY_WINDOW, GateHealth, IdentifyRation
@@ -44,7 +44,7 @@ class GateRunner(abc.ABC):
         """The gate's snapshot: shards waiting, and whether the daily budget is spent."""
         return self.ration.health(self.now())
 
-    def pump(self) -> Optional[float]:
+    def pump(self) -> float | None:
         """Hand out every turn due now; returns when to pump again (None: when a shard next asks)."""
         now = self.now()
         for shard_id in self.ration.grants(now):
@@ -68,8 +68,8 @@ class AsyncioGateRunner(GateRunner):
     def __init__(self, *, window: float = IDENTIFY_WINDOW) -> None:
         super().__init__(window=window)
         self._loop = asyncio.get_running_loop()
-        self._timer: Optional[asyncio.TimerHandle] = None
-        self._soon: Optional[asyncio.Handle] = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._soon: asyncio.Handle | None = None
 
     def now(self) -> float:
         return self._loop.time()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from qqproto import Action, GatewayConfig, SessionProgress, SessionState, SessionStore, session_key
 
@@ -40,8 +40,8 @@ class SessionKeeper:
         self.store = store
         self.key = session_key(app_id, shard)
         self.progress = SessionProgress(shard)
-        self.restored: Optional[SessionState] = None
-        self.error: Optional[str] = None
+        self.restored: SessionState | None = None
+        self.error: str | None = None
         self.saves = 0
         self._wall_clock = wall_clock
         self._pending = False  # progress changed since the worker last looked
@@ -49,9 +49,9 @@ class SessionKeeper:
         self._closing = False
         self._stopped = False
         self._wake = threading.Condition()
-        self._worker: Optional[threading.Thread] = None
+        self._worker: threading.Thread | None = None
 
-    def restore(self) -> Optional[SessionState]:
+    def restore(self) -> SessionState | None:
         """Load the saved session (blocking); a store that fails is logged and read as nothing saved."""
         try:
             restored = self.store.load(self.key)
@@ -144,6 +144,6 @@ class SessionKeeper:
         log.warning("session store %r: %s", self.store, self.error)
 
 
-def keeper_for(store: Optional[SessionStore], config: GatewayConfig) -> Optional[SessionKeeper]:
+def keeper_for(store: SessionStore | None, config: GatewayConfig) -> SessionKeeper | None:
     """A keeper of ``config``'s shard in ``store``, or None without a store."""
     return None if store is None else SessionKeeper(store, config.app_id, config.shard)

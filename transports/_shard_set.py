@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable, Literal, Optional, Union
+from collections.abc import Callable, Iterable
+from typing import Literal
 
 from qqproto import Action, GatewayConfig, Health, LocalProtocolError, QQGatewayConnection
 
@@ -24,14 +25,14 @@ class ShardEvent:
 class ShardFatalError(GatewayFatalError):
     """Shard ``shard`` stopped for good (the core emitted ``Fatal``)."""
 
-    def __init__(self, shard: int, reason: str, close_code: Optional[int]) -> None:
+    def __init__(self, shard: int, reason: str, close_code: int | None) -> None:
         super().__init__(f"shard {shard}: {reason}", close_code)
         self.shard = shard
 
 
 def check_shards(
-    shards: Union[Iterable[int], Literal["auto"]], shard_count: Optional[int]
-) -> Union[tuple[list[int], int], Literal["auto"]]:
+    shards: Iterable[int] | Literal["auto"], shard_count: int | None
+) -> tuple[list[int], int] | Literal["auto"]:
     """The shard ids and count ``open_shards`` was asked for; misuse raises an error that names it."""
     if shards == "auto":
         return "auto"
@@ -59,7 +60,7 @@ class ShardSet:
     def __init__(self) -> None:
         self.drivers: dict[int, Driver] = {}
         self._turn = 0
-        self._handed_from: Optional[EventQueue] = None
+        self._handed_from: EventQueue | None = None
 
     def join(self, shard_id: int, driver: Driver, gate: GateRunner, wake: Callable[[], object]) -> None:
         """Read ``driver`` as shard ``shard_id``: it asks ``gate`` before identifying, and ``wake`` wakes the reader."""
@@ -93,7 +94,7 @@ class ShardSet:
         """True once every shard's queue has ended and was drained."""
         return all(driver.events.done for driver in self.drivers.values())
 
-    def take(self) -> Optional[ShardEvent]:
+    def take(self) -> ShardEvent | None:
         """The next event of the shards in turn, or None; a shard that ended with ``Fatal`` raises :class:`ShardFatalError`."""
         self.last_finished()
         ids = list(self.drivers)

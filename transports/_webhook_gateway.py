@@ -15,8 +15,9 @@ import functools
 import logging
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, AsyncContextManager, Awaitable, Callable, Optional
+from typing import TYPE_CHECKING, Any, AsyncContextManager
 
 from qqproto import Action, GatewayConfig, Health, LocalProtocolError, OutgoingMessage
 
@@ -41,7 +42,7 @@ DEFAULT_MAX_BODY = 1 << 20
 DEFAULT_ACK_TIMEOUT = 2.5
 
 
-def _hypercorn_config(sock: socket.socket, ssl_context: Optional[ssl.SSLContext], graceful_timeout: float) -> Config:
+def _hypercorn_config(sock: socket.socket, ssl_context: ssl.SSLContext | None, graceful_timeout: float) -> Config:
     """Hypercorn's settings, serving one socket bound beforehand with the caller's TLS context."""
     from hypercorn.config import Config, Sockets
 
@@ -50,7 +51,7 @@ def _hypercorn_config(sock: socket.socket, ssl_context: Optional[ssl.SSLContext]
         def ssl_enabled(self) -> bool:
             return ssl_context is not None
 
-        def create_ssl_context(self) -> Optional[ssl.SSLContext]:
+        def create_ssl_context(self) -> ssl.SSLContext | None:
             return ssl_context
 
         def create_sockets(self) -> Sockets:
@@ -75,22 +76,22 @@ class WebhookGateway:
         serve: Serve,
         host: str,
         port: int,
-        ssl_context: Optional[ssl.SSLContext],
+        ssl_context: ssl.SSLContext | None,
         close_timeout: float,
-        sender: Optional[Callable[[], AsyncContextManager[Driver]]] = None,
+        sender: Callable[[], AsyncContextManager[Driver]] | None = None,
     ) -> None:
         self.app = app
         self._sender = sender
-        self._driver: Optional[Driver] = None
+        self._driver: Driver | None = None
         self.host = host
         self.port = port
         self._serve = serve
         self._ssl_context = ssl_context
         self._close_timeout = close_timeout
         self._stack = contextlib.AsyncExitStack()
-        self._shutdown: Optional[anyio.Event] = None
-        self._stopped: Optional[anyio.Event] = None
-        self._tasks: Optional[anyio.abc.TaskGroup] = None
+        self._shutdown: anyio.Event | None = None
+        self._stopped: anyio.Event | None = None
+        self._tasks: anyio.abc.TaskGroup | None = None
 
     @property
     def url(self) -> str:
@@ -118,7 +119,7 @@ class WebhookGateway:
         return self
 
     async def __aexit__(
-        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.app.close(handled=exc is None)
         assert self._shutdown is not None and self._stopped is not None
@@ -127,7 +128,9 @@ class WebhookGateway:
 
         with anyio.move_on_after(self._close_timeout * 2):
             await self._stopped.wait()
-        if not self._stopped.is_set() and self._tasks is not None:  # connections that will not close (say, a TLS peer that never answers)
+        if (
+            not self._stopped.is_set() and self._tasks is not None
+        ):  # connections that will not close (say, a TLS peer that never answers)
             self._tasks.cancel_scope.cancel()
         await self._stack.aclose()
 
@@ -174,16 +177,16 @@ def open_webhook_on(
     config: GatewayConfig,
     host: str = "0.0.0.0",
     port: int = 8443,
-    ssl_context: Optional[ssl.SSLContext] = None,
+    ssl_context: ssl.SSLContext | None = None,
     *,
-    path: Optional[str] = "/",
+    path: str | None = "/",
     ack: str = "received",
     ack_timeout: float = DEFAULT_ACK_TIMEOUT,
     max_age: float = 300.0,
     max_body: int = DEFAULT_MAX_BODY,
     max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
     sends: bool = True,
-    api_ssl_context: Optional[ssl.SSLContext] = None,
+    api_ssl_context: ssl.SSLContext | None = None,
 ) -> WebhookGateway:
     """Serve callbacks on hypercorn under ``runtime`` (asyncio or trio) while inside ``async with``.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import random
 import ssl
-from typing import AsyncIterator, Optional
+from collections.abc import AsyncIterator
 
 from qqproto import GatewayConfig, QQApiConnection
 
@@ -20,7 +20,7 @@ __all__ = ["open_sender"]
 
 @contextlib.asynccontextmanager
 async def open_sender(
-    runtime: str, config: GatewayConfig, ssl_context: Optional[ssl.SSLContext], max_pending_events: int
+    runtime: str, config: GatewayConfig, ssl_context: ssl.SSLContext | None, max_pending_events: int
 ) -> AsyncIterator[Driver]:
     """An API connection running on ``runtime`` (asyncio or trio) while inside ``async with``."""
     conn = QQApiConnection(config, random.Random(), mode="webhook")

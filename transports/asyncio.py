@@ -18,26 +18,28 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+from collections.abc import Coroutine
 from types import TracebackType
-from typing import Any, Callable, ContextManager, Coroutine, Optional
+from typing import Any, ContextManager
 
 from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection, SessionStore
 
 from ._asyncio_stream import Stream
 from ._common import DEFAULT_MAX_PENDING_EVENTS, Connection, Driver, EventQueue, GatewayFatalError, describe
 from ._session_keeper import SessionKeeper, keeper_for
-from ._webhook_gateway import WebhookGateway, open_asyncio_webhook as open_webhook  # needs the webhook extra
+from ._webhook_gateway import WebhookGateway  # needs the webhook extra
+from ._webhook_gateway import open_asyncio_webhook as open_webhook
 
 __all__ = ["Gateway", "GatewayFatalError", "WebhookGateway", "open_gateway", "open_webhook"]
 
 
 def open_gateway(
     config: GatewayConfig,
-    ssl_context: Optional[ssl.SSLContext] = None,
+    ssl_context: ssl.SSLContext | None = None,
     *,
-    rng: Optional[random.Random] = None,
+    rng: random.Random | None = None,
     max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
-    session_store: Optional[SessionStore] = None,
+    session_store: SessionStore | None = None,
 ) -> Gateway:
     """Connect on entering ``async with``; close gracefully and release every socket on leaving.
 
@@ -57,17 +59,17 @@ class Gateway(Driver):
         self,
         conn: Connection,
         config: GatewayConfig,
-        ssl_context: Optional[ssl.SSLContext],
+        ssl_context: ssl.SSLContext | None,
         events: EventQueue,
-        lock: Optional[ContextManager[Any]] = None,
-        keeper: Optional[SessionKeeper] = None,
+        lock: ContextManager[Any] | None = None,
+        keeper: SessionKeeper | None = None,
     ) -> None:
         super().__init__(conn, config, ssl_context, events, lock, keeper)
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._connecting: dict[int, asyncio.Task[None]] = {}
         self._streams: dict[int, Stream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer: asyncio.TimerHandle | None = None
         self._arrived = asyncio.Event()
         #: Leaving ``async with`` cleanly means the application is done with the last event.
         self.finish_last_on_exit = True
@@ -79,7 +81,7 @@ class Gateway(Driver):
         return self
 
     async def __aexit__(
-        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is None and self.finish_last_on_exit:
             self.events.last_finished()
@@ -136,7 +138,7 @@ class Gateway(Driver):
             stream.closed = True
             self._spawn(self._close_stream(stream))
 
-    def set_timer(self, due: Optional[float]) -> None:
+    def set_timer(self, due: float | None) -> None:
         if self._timer is not None:
             if self._timer.when() == due:
                 return

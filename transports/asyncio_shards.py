@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Iterable, Literal, Optional, Union
+from typing import Literal
 
 from qqproto import GatewayConfig, Health, LocalProtocolError, QQGatewayConnection, SessionStore
 from qqproto_shards import IDENTIFY_WINDOW, GateHealth
@@ -27,12 +28,12 @@ __all__ = ["ShardEvent", "ShardFatalError", "Shards", "open_shards"]
 
 def open_shards(
     config: GatewayConfig,
-    shards: Union[Iterable[int], Literal["auto"]] = "auto",
+    shards: Iterable[int] | Literal["auto"] = "auto",
     *,
-    shard_count: Optional[int] = None,
-    ssl_context: Optional[ssl.SSLContext] = None,
-    session_store: Optional[SessionStore] = None,
-    rng: Optional[random.Random] = None,
+    shard_count: int | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    session_store: SessionStore | None = None,
+    rng: random.Random | None = None,
     max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
     identify_window: float = IDENTIFY_WINDOW,
 ) -> Shards:
@@ -52,10 +53,10 @@ class Shards:
     def __init__(
         self,
         config: GatewayConfig,
-        wanted: Union[tuple[list[int], int], Literal["auto"]],
-        ssl_context: Optional[ssl.SSLContext],
-        session_store: Optional[SessionStore],
-        rng: Optional[random.Random],
+        wanted: tuple[list[int], int] | Literal["auto"],
+        ssl_context: ssl.SSLContext | None,
+        session_store: SessionStore | None,
+        rng: random.Random | None,
         max_pending_events: int,
         identify_window: float,
     ) -> None:
@@ -69,7 +70,7 @@ class Shards:
         self._set = ShardSet()
         self._gateways: dict[int, Gateway] = {}
         self._arrival = asyncio.Event()
-        self.gate: Optional[AsyncioGateRunner] = None
+        self.gate: AsyncioGateRunner | None = None
 
     async def __aenter__(self) -> Shards:
         self.gate = AsyncioGateRunner(window=self._window)
@@ -88,7 +89,7 @@ class Shards:
         return self
 
     async def __aexit__(
-        self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is None:
             self._set.last_finished()

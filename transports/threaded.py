@@ -21,7 +21,7 @@ import random
 import ssl
 import threading
 import time
-from typing import AsyncIterator, Callable, Iterator, Optional
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from qqproto import Action, GatewayConfig, Health, OutgoingMessage, QQGatewayConnection, SessionStore
 
@@ -50,12 +50,12 @@ class _SharedQueue(EventQueue):
             super().put_all(actions)
             self._wake()
 
-    def finish(self, error: Optional[BaseException] = None) -> None:
+    def finish(self, error: BaseException | None = None) -> None:
         with self._cond:
             super().finish(error)
             self._wake()
 
-    def attach(self, on_room: Optional[Callable[[], None]]) -> None:
+    def attach(self, on_room: Callable[[], None] | None) -> None:
         """Call ``on_room`` (on a consumer's thread) when the queue stops being full; None: no one to tell."""
         with self._cond:
             self.on_room = on_room
@@ -64,7 +64,7 @@ class _SharedQueue(EventQueue):
         with self._cond:
             super().last_finished()
 
-    def poll(self, waker: Callable[[], None]) -> Optional[Action]:
+    def poll(self, waker: Callable[[], None]) -> Action | None:
         """The next event; or None, having arranged one call of ``waker`` when there is news."""
         with self._cond:
             event = self.get()
@@ -78,7 +78,7 @@ class _SharedQueue(EventQueue):
             if waker in self._wakers:
                 self._wakers.remove(waker)
 
-    def wait_get(self) -> Optional[Action]:
+    def wait_get(self) -> Action | None:
         """Block until the next event; None once the queue has ended and is drained."""
         with self._cond:
             while (event := self.get()) is None and not self.done:
@@ -98,11 +98,11 @@ class GatewayThread:
     def __init__(
         self,
         config: GatewayConfig,
-        ssl_context: Optional[ssl.SSLContext] = None,
+        ssl_context: ssl.SSLContext | None = None,
         *,
-        rng: Optional[random.Random] = None,
+        rng: random.Random | None = None,
         max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
-        session_store: Optional[SessionStore] = None,
+        session_store: SessionStore | None = None,
     ) -> None:
         self._config = config
         self._keeper = keeper_for(session_store, config)  # loads and saves on the gateway thread's pool
@@ -112,9 +112,9 @@ class GatewayThread:
         self._events = _SharedQueue(max_pending_events)
         self._thread = threading.Thread(target=self._run, name=f"qqproto-gateway-{config.app_id}", daemon=True)
         self._ready = threading.Event()
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._stop: Optional[asyncio.Event] = None
-        self._gateway: Optional[Gateway] = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._gateway: Gateway | None = None
 
     def start(self) -> None:
         """Start the thread and begin connecting."""
@@ -160,7 +160,7 @@ class GatewayThread:
             return with_store(self._conn.health(time.monotonic()), self._keeper)
 
     @property
-    def access_token(self) -> Optional[str]:
+    def access_token(self) -> str | None:
         """The access token the connection holds, for the bot's other HTTP calls; safe from any thread."""
         with self._lock:
             return self._conn.access_token

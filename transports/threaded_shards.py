@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any, AsyncIterator, Callable, Coroutine, Iterable, Iterator, Literal, Optional, TypeVar, Union
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from typing import Any, Literal, TypeVar
 
 from qqproto import GatewayConfig, Health
 from qqproto_shards import GateHealth
@@ -29,9 +30,7 @@ class ShardsThread:
     Takes the arguments of :func:`transports.asyncio_shards.open_shards`.
     """
 
-    def __init__(
-        self, config: GatewayConfig, shards: Union[Iterable[int], Literal["auto"]] = "auto", **options: Any
-    ) -> None:
+    def __init__(self, config: GatewayConfig, shards: Iterable[int] | Literal["auto"] = "auto", **options: Any) -> None:
         if shards != "auto":
             shards = list(shards)
         check_shards(shards, options.get("shard_count"))
@@ -40,10 +39,10 @@ class ShardsThread:
         self._options = options
         self._thread = threading.Thread(target=self._run, name=f"qqproto-shards-{config.app_id}", daemon=True)
         self._ready = threading.Event()
-        self._error: Optional[BaseException] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._stop: Optional[asyncio.Event] = None
-        self._running: Optional[asyncio_shards.Shards] = None
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._running: asyncio_shards.Shards | None = None
 
     def start(self) -> None:
         """Start the thread and the shards; raises what stopped them from starting (e.g. ``"auto"`` failing)."""
@@ -92,7 +91,7 @@ class ShardsThread:
         """The identify gate's snapshot; safe from any thread."""
         return self._ask(lambda shards: shards.gate_health())
 
-    def _call(self, coro: Callable[[], Coroutine[Any, Any, T]]) -> Optional[concurrent.futures.Future[T]]:
+    def _call(self, coro: Callable[[], Coroutine[Any, Any, T]]) -> concurrent.futures.Future[T] | None:
         """Run ``coro()`` on the shards' loop; None when it is not running (not started, or stopped)."""
         loop = self._loop
         if loop is None:
@@ -110,7 +109,7 @@ class ShardsThread:
             raise RuntimeError("the ShardsThread is not running")
         return asked.result()
 
-    async def _next(self) -> Optional[ShardEvent]:
+    async def _next(self) -> ShardEvent | None:
         if self._running is None:
             return None
         try:
@@ -145,4 +144,3 @@ class ShardsThread:
         finally:
             self._running = None
             self._loop = None
-

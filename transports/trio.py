@@ -24,7 +24,7 @@ import math
 import random
 import ssl
 import sys
-from typing import AsyncIterator, Optional
+from collections.abc import AsyncIterator
 
 import trio
 
@@ -32,7 +32,8 @@ from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection, Sess
 
 from ._common import DEFAULT_MAX_PENDING_EVENTS, READ_SIZE, Connection, Driver, EventQueue, GatewayFatalError, describe
 from ._session_keeper import SessionKeeper, keeper_for
-from ._webhook_gateway import WebhookGateway, open_trio_webhook as open_webhook  # needs the webhook extra
+from ._webhook_gateway import WebhookGateway  # needs the webhook extra
+from ._webhook_gateway import open_trio_webhook as open_webhook
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -46,11 +47,11 @@ SCHEDULE_EVERY = 0.001
 @contextlib.asynccontextmanager
 async def open_gateway(
     config: GatewayConfig,
-    ssl_context: Optional[ssl.SSLContext] = None,
+    ssl_context: ssl.SSLContext | None = None,
     *,
-    rng: Optional[random.Random] = None,
+    rng: random.Random | None = None,
     max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
-    session_store: Optional[SessionStore] = None,
+    session_store: SessionStore | None = None,
 ) -> AsyncIterator[Gateway]:
     """Connect on entering ``async with``; close gracefully and release every socket on leaving.
 
@@ -91,16 +92,16 @@ class Gateway(Driver):
         self,
         conn: Connection,
         config: GatewayConfig,
-        ssl_context: Optional[ssl.SSLContext],
+        ssl_context: ssl.SSLContext | None,
         events: EventQueue,
         nursery: trio.Nursery,
-        keeper: Optional[SessionKeeper] = None,
+        keeper: SessionKeeper | None = None,
     ) -> None:
         super().__init__(conn, config, ssl_context, events, keeper=keeper)
         self._nursery = nursery
         self._sockets: dict[int, _Socket] = {}
         self._due = math.inf
-        self._sleep: Optional[trio.CancelScope] = None
+        self._sleep: trio.CancelScope | None = None
         self._timer_scope = trio.CancelScope()
         self._arrived = trio.lowlevel.ParkingLot()
         self._room = trio.lowlevel.ParkingLot()
@@ -164,7 +165,7 @@ class Gateway(Driver):
         else:
             sock.scope.cancel()
 
-    def set_timer(self, due: Optional[float]) -> None:
+    def set_timer(self, due: float | None) -> None:
         self._due = math.inf if due is None else due
         if self._sleep is not None:
             self._sleep.deadline = self._due

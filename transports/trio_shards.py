@@ -11,7 +11,8 @@ import math
 import random
 import ssl
 import sys
-from typing import AsyncIterator, Iterable, Literal, Optional, Union
+from collections.abc import AsyncIterator, Iterable
+from typing import Literal
 
 import trio
 
@@ -33,12 +34,12 @@ __all__ = ["ShardEvent", "ShardFatalError", "Shards", "open_shards"]
 @contextlib.asynccontextmanager
 async def open_shards(
     config: GatewayConfig,
-    shards: Union[Iterable[int], Literal["auto"]] = "auto",
+    shards: Iterable[int] | Literal["auto"] = "auto",
     *,
-    shard_count: Optional[int] = None,
-    ssl_context: Optional[ssl.SSLContext] = None,
-    session_store: Optional[SessionStore] = None,
-    rng: Optional[random.Random] = None,
+    shard_count: int | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    session_store: SessionStore | None = None,
+    rng: random.Random | None = None,
     max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
     identify_window: float = IDENTIFY_WINDOW,
 ) -> AsyncIterator[Shards]:
@@ -97,7 +98,7 @@ class TrioGateRunner(GateRunner):
 
     async def _run(self) -> None:
         with self._scope:
-            due: Optional[float] = None
+            due: float | None = None
             while True:
                 with trio.move_on_at(math.inf if due is None else due):
                     await self._asked.wait()
@@ -153,7 +154,7 @@ class Shards:
         return list(self._set.drivers)
 
 
-async def _suggested_count(config: GatewayConfig, ssl_context: Optional[ssl.SSLContext], rng: random.Random) -> int:
+async def _suggested_count(config: GatewayConfig, ssl_context: ssl.SSLContext | None, rng: random.Random) -> int:
     """Ask ``/gateway/bot`` (through a connection that stops before it would identify) for the shard count."""
     async with trio.open_nursery() as nursery:
         conn = QQGatewayConnection(config, random.Random(rng.getrandbits(64)), ask_before_identify=True)

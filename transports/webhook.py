@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import anyio
 
@@ -27,7 +27,7 @@ from qqproto.webhook import Outcome, WebhookAnswer, WebhookReceiver, ack_body
 
 from ._asgi import Receive, Scope, Send, discard, lifespan, respond
 
-__all__ = ["WebhookApp", "ACK_MODES"]
+__all__ = ["ACK_MODES", "WebhookApp"]
 
 
 ACK_MODES = ("received", "handled")
@@ -41,9 +41,9 @@ DRAIN_LIMIT_FACTOR = 8
 class _Delivery:
     """One event on its way to the application, and the request waiting for its outcome."""
 
-    __slots__ = ("event", "event_id", "taken", "handled", "settled")
+    __slots__ = ("event", "event_id", "handled", "settled", "taken")
 
-    def __init__(self, event: Action, event_id: Optional[str], settled: Optional[anyio.Event] = None) -> None:
+    def __init__(self, event: Action, event_id: str | None, settled: anyio.Event | None = None) -> None:
         self.event = event
         self.event_id = event_id
         self.taken = False
@@ -74,10 +74,10 @@ class WebhookApp:
         self.clock = clock
         self._queue: deque[_Delivery] = deque()
         self._pending: dict[str, _Delivery] = {}
-        self._current: Optional[_Delivery] = None
-        self._arrived: Optional[anyio.Event] = None
+        self._current: _Delivery | None = None
+        self._arrived: anyio.Event | None = None
         self._closed = False
-        self._error: Optional[BaseException] = None
+        self._error: BaseException | None = None
 
     def __repr__(self) -> str:
         return f"<WebhookApp ack={self.ack!r} queued={len(self._queue)} receiver={self.receiver!r}>"
@@ -109,7 +109,7 @@ class WebhookApp:
             self._queue.append(_Delivery(event, None))
             self._wake()
 
-    def close(self, error: Optional[BaseException] = None, *, handled: bool = True) -> None:
+    def close(self, error: BaseException | None = None, *, handled: bool = True) -> None:
         """Stop: the iteration ends (raising ``error`` if given); every waiting callback is answered d=1.
 
         ``handled`` says whether the event the application holds was finished with.
@@ -163,7 +163,7 @@ class WebhookApp:
         else:
             await respond(send, *_answer(answer))
 
-    async def _read_body(self, receive: Receive) -> Optional[bytes]:
+    async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body, or None once it grows past the receiver's limit."""
         chunks = bytearray()
         while True:

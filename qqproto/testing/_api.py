@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from ._config import PlatformConfig
 from ._counters import PlatformCounters
@@ -124,4 +124,3 @@ class API:
             self._counters.gateway_rate_limited += 1
             return 400, RATE_LIMITED
         return None
-

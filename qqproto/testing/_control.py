@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 import random
 from collections import Counter
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ._dispatches import DispatchGenerator
 from ._faults import strike
@@ -66,7 +66,7 @@ class Control:
             ("POST", "faults"): self._strike,
         }
 
-    def __call__(self, request: HTTPRequest, now: float) -> Optional[Answer]:
+    def __call__(self, request: HTTPRequest, now: float) -> Answer | None:
         """The answer to a control request; None for any other path, which the platform answers itself."""
         if not request.path.startswith(CONTROL_PREFIX):
             return None
@@ -99,8 +99,8 @@ class Control:
         self.faults_struck[fault.value] += 1
 
     def push_event(
-        self, now: float, event_type: Optional[str] = None, data: object = None, event_id: Optional[str] = None
-    ) -> tuple[Optional[int], str]:
+        self, now: float, event_type: str | None = None, data: object = None, event_id: str | None = None
+    ) -> tuple[int | None, str]:
         """Push a dispatch, made up where not given: its seq (None when no session took it) and its id."""
         made_type, made_data, made_id = self._events.next(now)
         event_type = event_type or made_type

@@ -3,16 +3,55 @@
 from __future__ import annotations
 
 import random
+
 from ._json import dumps
 from ._time import EPOCH, platform_time
 
 __all__ = ["DispatchGenerator"]
 
 _WORDS = (
-    "你好", "机器人", "今天", "天气", "怎么样", "帮我", "查一下", "明天", "的", "会议", "安排",
-    "谢谢", "收到", "好的", "图片", "文件", "翻译", "总结", "一下", "这段", "内容", "为什么",
-    "hello", "bot", "please", "summarize", "this", "thread", "and", "reply", "ok", "test",
-    "deploy", "status", "/help", "/weather", "😀", "👍", "12:30", "2025", "?", "!",
+    "你好",
+    "机器人",
+    "今天",
+    "天气",
+    "怎么样",
+    "帮我",
+    "查一下",
+    "明天",
+    "的",
+    "会议",
+    "安排",
+    "谢谢",
+    "收到",
+    "好的",
+    "图片",
+    "文件",
+    "翻译",
+    "总结",
+    "一下",
+    "这段",
+    "内容",
+    "为什么",
+    "hello",
+    "bot",
+    "please",
+    "summarize",
+    "this",
+    "thread",
+    "and",
+    "reply",
+    "ok",
+    "test",
+    "deploy",
+    "status",
+    "/help",
+    "/weather",
+    "😀",
+    "👍",
+    "12:30",
+    "2025",
+    "?",
+    "!",
 )
 # Encoded size of a body's fields other than its content, near enough for sizing the content.
 _BASE_SIZE = 200

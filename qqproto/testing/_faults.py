@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ._plans import Fault, Plan
 from ._platform import FakeQQPlatform
@@ -58,7 +58,7 @@ class FaultSchedule:
             raise ValueError(f"speed must be positive, not {speed!r}")
         self._rng = rng
         self._speed = speed
-        self._queue: list[tuple[float, int, Fault, float, Optional[float]]] = []
+        self._queue: list[tuple[float, int, Fault, float, float | None]] = []
         for order, timed in enumerate(plan.timed):
             self._queue.append((start + timed.at / speed, order, timed.fault, timed.value, None))
         heapq.heapify(self._queue)
@@ -66,7 +66,7 @@ class FaultSchedule:
         for rf in plan.random:
             self._push(start, rf.fault, rf.value, rf.mean_interval)
 
-    def next_due(self) -> Optional[float]:
+    def next_due(self) -> float | None:
         """When the next fault strikes; None when the plan has no more."""
         return self._queue[0][0] if self._queue else None
 

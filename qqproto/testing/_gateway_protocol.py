@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import string
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from ._actions import ServerAction, ServerClose, ServerSend
 from ._api import API
@@ -331,4 +331,3 @@ class GatewayProtocol:
 
     def _random_string(self, length: int) -> str:
         return "".join(self._rng.choice(string.ascii_lowercase + string.digits) for _ in range(length))
-

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from ._counters import PlatformCounters
 from ._http_server import HTTPRequest
@@ -25,7 +25,7 @@ from ._json import loads
 from ._limits import RateLimit
 from ._time import platform_time
 
-__all__ = ["MessageDesk", "ReceivedMessage", "SCENE_OF_EVENT"]
+__all__ = ["SCENE_OF_EVENT", "MessageDesk", "ReceivedMessage"]
 
 SEND_PATH = re.compile(r"^/(v2/users|v2/groups|channels|dms)/([^/]+)/messages$")
 SCENE_OF_PATH = {"v2/users": "c2c", "v2/groups": "group", "channels": "channel", "dms": "dm"}
@@ -59,7 +59,7 @@ class ReceivedMessage:
 class MessageDesk:
     """Accepts or refuses sends the way the platform does, and keeps what it accepted."""
 
-    def __init__(self, counters: PlatformCounters, rate_limit: Optional[tuple[int, float]], allow_active: bool) -> None:
+    def __init__(self, counters: PlatformCounters, rate_limit: tuple[int, float] | None, allow_active: bool) -> None:
         self._counters = counters
         self._rate = RateLimit(rate_limit)
         self.allow_active = allow_active
@@ -89,7 +89,7 @@ class MessageDesk:
         scene, target = SCENE_OF_PATH[match.group(1)], match.group(2)
         refusal = self._refuse(request, authorised, scene, now)
         if refusal is not None:
-            status, body = refusal
+            _, body = refusal
             if isinstance(body, dict) and isinstance(body.get("code"), int):
                 refusals = self._counters.message_refusals
                 refusals[body["code"]] = refusals.get(body["code"], 0) + 1
@@ -101,7 +101,7 @@ class MessageDesk:
         self._next_id += 1
         return 200, {"id": f"msg-{self._next_id}", "timestamp": platform_time(now)}
 
-    def _refuse(self, request: HTTPRequest, authorised: bool, scene: str, now: float) -> Optional[Answer]:
+    def _refuse(self, request: HTTPRequest, authorised: bool, scene: str, now: float) -> Answer | None:
         if not authorised:
             return 401, {"code": 11244, "message": "token not exist or expire"}
         failing, code = self._failing
@@ -123,7 +123,7 @@ class MessageDesk:
             return _refusal(40034102, "主动消息失败, 无权限")
         return None
 
-    def _check_reply(self, msg_id: str, msg_seq: object, scene: str, now: float) -> Optional[Answer]:
+    def _check_reply(self, msg_id: str, msg_seq: object, scene: str, now: float) -> Answer | None:
         pushed = self._pushed.get(msg_id)
         if pushed is None or pushed[0] != scene:
             return _refusal(40034024, "请求参数msg_id无效或越权")

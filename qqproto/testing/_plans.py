@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from typing import Optional
 
 from ._config import PlatformConfig
 
-__all__ = ["Fault", "TimedFault", "RandomFault", "Plan", "PLANS"]
+__all__ = ["PLANS", "Fault", "Plan", "RandomFault", "TimedFault"]
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -66,7 +65,7 @@ class Plan:
     connect_loss: float = 0.0
     event_interval: float = 60.0
     #: The bot replies to each message after a delay drawn from this range; None: no replies.
-    reply_delay: Optional[tuple[float, float]] = None
+    reply_delay: tuple[float, float] | None = None
     timed: tuple[TimedFault, ...] = ()
     random: tuple[RandomFault, ...] = field(default_factory=tuple)
 

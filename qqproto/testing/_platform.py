@@ -44,7 +44,8 @@ clock (every input carries ``now``) and draws randomness only from the injected 
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ._actions import ServerAction, ServerSend
 from ._api import API

@@ -18,7 +18,6 @@ import json
 import random
 import string
 from dataclasses import dataclass, field
-from typing import Optional
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -34,7 +33,7 @@ class Push:
     push_id: int
     body: bytes
     headers: dict[str, str]
-    event_id: Optional[str]
+    event_id: str | None
     attempt: int
 
     @property
@@ -62,7 +61,7 @@ class PushCounters:
 @dataclass
 class _Pending:
     body: bytes
-    event_id: Optional[str]
+    event_id: str | None
     due: float
     attempt: int = 0
     bad_signature: bool = False
@@ -92,7 +91,7 @@ class WebhookPusher:
         self._ids = 0
         self._waiting: list[_Pending] = []
         self._in_flight: dict[int, _Pending] = {}
-        self._validation: Optional[_Pending] = None
+        self._validation: _Pending | None = None
         self._validating = False
         self._hold_until = float("-inf")
         self._duplicates = 0
@@ -126,7 +125,7 @@ class WebhookPusher:
         """Pushes not yet acknowledged (waiting, in flight, or the validation)."""
         return len(self._waiting) + len(self._in_flight) + (not self.validated)
 
-    def next_timer(self) -> Optional[float]:
+    def next_timer(self) -> float | None:
         """When :meth:`due` next has something (None: nothing is waiting)."""
         if self.validated:
             candidates = [p.due for p in self._waiting]
@@ -148,7 +147,7 @@ class WebhookPusher:
         self._waiting = [p for p in self._waiting if p.due > now]
         return [self._send(p, wall) for p in ready]
 
-    def answered(self, push_id: int, status: Optional[int], body: bytes, now: float) -> None:
+    def answered(self, push_id: int, status: int | None, body: bytes, now: float) -> None:
         """The answer to a push; ``status`` None: it never came (refused, reset, timed out)."""
         pending = self._in_flight.pop(push_id, None)
         if pending is None:
@@ -217,7 +216,11 @@ class WebhookPusher:
         except ValueError:
             return False
         expected = self._key.sign(f"{d['event_ts']}{d['plain_token']}".encode()).hex()
-        return isinstance(answer, dict) and answer.get("plain_token") == d["plain_token"] and answer.get("signature") == expected
+        return (
+            isinstance(answer, dict)
+            and answer.get("plain_token") == d["plain_token"]
+            and answer.get("signature") == expected
+        )
 
     def _send(self, pending: _Pending, wall: float) -> Push:
         pending.attempt += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._json import is_int
 
-__all__ = ["ShardRules", "TOO_MANY_IDENTIFIES"]
+__all__ = ["TOO_MANY_IDENTIFIES", "ShardRules"]
 
 #: Close for an Identify over its bucket's ration: code 4008 is the platform's "too fast" close
 #: (docs/protocol.md §5.1); that it is used for this is UNCONFIRMED.
@@ -55,4 +55,3 @@ class ShardRules:
     def released(self, shard_id: int, conn_id: int) -> None:
         """Socket ``conn_id`` no longer serves ``shard_id``."""
         self._serving.get(shard_id, set()).discard(conn_id)
-

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import Optional
 
 from .._config import GatewayConfig
 from .._connection import QQGatewayConnection
@@ -12,7 +11,7 @@ from .._events import Action, Dispatch
 from .._sending import OutgoingMessage, Scene
 from .._session_state import SessionProgress
 
-__all__ = ["BotProcess", "REPLY_SCENES"]
+__all__ = ["REPLY_SCENES", "BotProcess"]
 
 #: The message events a bot replies to, and where its reply goes.
 REPLY_SCENES = {"GROUP_AT_MESSAGE_CREATE": Scene.GROUP, "C2C_MESSAGE_CREATE": Scene.C2C}
@@ -40,7 +39,7 @@ class BotProcess:
         self.handed: Counter[str] = Counter()
         self.finished: Counter[str] = Counter()
         self.redelivered_after_crash = 0
-        self.crash_pending: Optional[float] = None
+        self.crash_pending: float | None = None
         #: The content of every reply the application asked for, and how many failed for good.
         self.replies_requested: set[str] = set()
         self.replies_failed = 0

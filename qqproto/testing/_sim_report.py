@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 __all__ = ["Report", "TimelineEntry", "Uptime", "count_events", "count_replies"]
 
@@ -15,7 +16,7 @@ class TimelineEntry:
 
     at: float
     state: str
-    cause: Optional[str] = None
+    cause: str | None = None
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Report:
     replies_duplicated: int = 0
     replies_failed: int = 0
     replies_sent_active: int = 0
-    fatal: Optional[str] = None
+    fatal: str | None = None
     timeline: list[TimelineEntry] = field(default_factory=list)
     #: ``(start, end)`` of every stretch without a live session, in simulated seconds.
     outages: list[tuple[float, float]] = field(default_factory=list)
@@ -83,11 +84,11 @@ class Uptime:
         self._up = False
         self._connected = False
         self._live = False
-        self._silent_since: Optional[float] = None
-        self._down_since: Optional[float] = 0.0
+        self._silent_since: float | None = None
+        self._down_since: float | None = 0.0
         self._up_time = 0.0
 
-    def look(self, when: float, connected: bool, live: Optional[bool] = None) -> None:
+    def look(self, when: float, connected: bool, live: bool | None = None) -> None:
         """Note the client's and the platform's view at ``when``; act only when either changed."""
         if when > self._end:
             return

@@ -5,8 +5,9 @@ from __future__ import annotations
 import heapq
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from .._config import GatewayConfig
 from .._connection import QQGatewayConnection
@@ -32,7 +33,7 @@ from ._platform import FakeQQPlatform
 from ._sim_process import EXIT_AFTER_CLOSE, REPLY_SCENES, BotProcess
 from ._sim_report import Report, TimelineEntry, Uptime, count_events, count_replies
 
-__all__ = ["Simulation", "Report", "TimelineEntry"]
+__all__ = ["Report", "Simulation", "TimelineEntry"]
 
 GATEWAY_URL = "wss://api.sgroup.qq.com/websocket"
 PROGRESS_STEP = 3600.0
@@ -63,8 +64,8 @@ class Simulation:
         *,
         seed: int,
         days: float,
-        client_config: Optional[GatewayConfig] = None,
-        progress: Optional[Callable[[float], None]] = None,
+        client_config: GatewayConfig | None = None,
+        progress: Callable[[float], None] | None = None,
     ) -> None:
         seeds = random.Random(seed)
         self.plan = plan
@@ -76,9 +77,7 @@ class Simulation:
         self._events = DispatchGenerator(random.Random(seeds.getrandbits(64)))
         self.platform = FakeQQPlatform(plan.platform, rng=random.Random(seeds.getrandbits(64)))
         self.platform.gateway_url = GATEWAY_URL
-        config = client_config or GatewayConfig(
-            app_id=plan.platform.app_id, client_secret=plan.platform.client_secret
-        )
+        config = client_config or GatewayConfig(app_id=plan.platform.app_id, client_secret=plan.platform.client_secret)
         self.bot = BotProcess(config, seeds.getrandbits(64))
         self.report = Report(plan=plan.name, seed=seed, days=days)
         self._progress = progress
@@ -87,15 +86,15 @@ class Simulation:
         self._links: dict[int, _Link] = {}
         self._outage_until = -1.0
         self._stall_until = -1.0
-        self._client_timer: Optional[float] = None
-        self._platform_timer: Optional[float] = None
+        self._client_timer: float | None = None
+        self._platform_timer: float | None = None
         self._generated: set[str] = set()
         self._event_count = 0
         self._causes: Counter[str] = Counter()
         self._faults_seen: Counter[str] = Counter()
         self._state = State.IDLE
         self._timer_late = 0
-        self._fatal: Optional[str] = None
+        self._fatal: str | None = None
         self._uptime = Uptime(self.report, plan.platform.heartbeat_interval_ms / 1000.0, self.end)
         self._latency_base, self._latency_jitter = plan.latency, plan.latency_jitter
         # What the simulation does with each action of the client; notices it has no use for are absent.
@@ -130,7 +129,9 @@ class Simulation:
         for timed in self.plan.timed:
             self._at(timed.at, self._inject, timed.fault, timed.value, None)
         for rf in self.plan.random:
-            self._at(self._faults.expovariate(1.0 / rf.mean_interval), self._inject, rf.fault, rf.value, rf.mean_interval)
+            self._at(
+                self._faults.expovariate(1.0 / rf.mean_interval), self._inject, rf.fault, rf.value, rf.mean_interval
+            )
         next_progress = PROGRESS_STEP
         while self._queue and self._fatal is None:
             when, _, fn, args = heapq.heappop(self._queue)
@@ -171,7 +172,7 @@ class Simulation:
         self.client.handle_timer(self.now)  # does nothing if a later input moved its timer on
         self._after_client()
 
-    def _wake_client(self, due: Optional[float]) -> None:
+    def _wake_client(self, due: float | None) -> None:
         """Make sure a wake-up is queued for ``due``; a later one left in the queue only rechecks."""
         if due is not None and (self._client_timer is None or due < self._client_timer):
             self._client_timer = due
@@ -313,7 +314,7 @@ class Simulation:
         self.platform.handle_timer(self.now)
         self._after_platform()
 
-    def _wake_platform(self, due: Optional[float]) -> None:
+    def _wake_platform(self, due: float | None) -> None:
         if due is not None and (self._platform_timer is None or due < self._platform_timer):
             self._platform_timer = due
             self._at(due, self._platform_timer_fired, due)
@@ -334,7 +335,7 @@ class Simulation:
 
     # ------------------------------------------------------------------ faults
 
-    def _inject(self, fault: Fault, value: float, mean_interval: Optional[float]) -> None:
+    def _inject(self, fault: Fault, value: float, mean_interval: float | None) -> None:
         if self.now > self.end:
             return
         self._faults_seen[fault.value] += 1
@@ -373,7 +374,7 @@ class Simulation:
         self._after_client()
         self._at(self.now + EXIT_AFTER_CLOSE, self._process_died, "deploy", max(0.0, downtime - EXIT_AFTER_CLOSE))
 
-    def _process_died(self, why: str, downtime: Optional[float]) -> None:
+    def _process_died(self, why: str, downtime: float | None) -> None:
         """The process is gone; the kernel closes its sockets; a new one starts after ``downtime``."""
         bot = self.bot
         if bot.alive:

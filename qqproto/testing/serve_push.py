@@ -14,7 +14,7 @@ import http.client
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Union
 from urllib.parse import urlsplit
 
 from ._platform import FakeQQPlatform
@@ -35,7 +35,7 @@ class WebhookPushClient:
         self,
         loopback: LoopbackPlatform,
         url: str,
-        ssl_context: Optional[ssl.SSLContext] = None,
+        ssl_context: ssl.SSLContext | None = None,
         *,
         concurrency: int = 8,
         timeout: float = 3.0,
@@ -95,7 +95,7 @@ class WebhookPushClient:
             self._wakeup.wait(None if due is None else max(0.0, due - time.monotonic()))
 
     def _post(self, push: Push) -> None:
-        status: Optional[int] = None
+        status: int | None = None
         body = b""
         with self._lock:
             self._queued -= 1
@@ -121,7 +121,7 @@ class WebhookPushClient:
 
     def _connection(self) -> Connection:
         """This thread's keep-alive connection (called with the lock held)."""
-        connection: Optional[Connection] = getattr(self._local, "connection", None)
+        connection: Connection | None = getattr(self._local, "connection", None)
         if connection is None:
             if self._scheme == "https":
                 connection = http.client.HTTPSConnection(
@@ -140,6 +140,6 @@ def _pusher(platform: FakeQQPlatform) -> WebhookPusher:
     return platform.webhook
 
 
-def _take_due(platform: FakeQQPlatform, now: float) -> tuple[list[Push], Optional[float]]:
+def _take_due(platform: FakeQQPlatform, now: float) -> tuple[list[Push], float | None]:
     pusher = _pusher(platform)
     return pusher.due(now, time.time()), pusher.next_timer()

@@ -7,14 +7,16 @@ import shutil
 import socket
 import subprocess
 import time
-from pathlib import Path
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from pathlib import Path
 
 import pytest
 import redis
 
-INSTALL_HINT = "install it (Debian/Ubuntu: apt-get install redis-server), or set QQPROTO_REQUIRE_REDIS=1 to fail instead"
+INSTALL_HINT = (
+    "install it (Debian/Ubuntu: apt-get install redis-server), or set QQPROTO_REQUIRE_REDIS=1 to fail instead"
+)
 START_DEADLINE = 10.0
 
 
@@ -30,9 +32,21 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _start(exe: str, workdir: Path, port: Optional[int] = None) -> Optional[tuple[subprocess.Popen[bytes], str]]:
+def _start(exe: str, workdir: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str] | None:
     port = port if port is not None else _free_port()
-    command = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    command = [
+        exe,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+    ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
@@ -74,7 +88,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator["redis.Redis"]:
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     """A client of that server, with the database emptied for this test."""
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
@@ -93,7 +107,7 @@ class RestartableRedis:
         self._exe, self._workdir = exe, workdir
         self._port = _free_port()
         self.url = f"redis://127.0.0.1:{self._port}/0"
-        self._proc: Optional[subprocess.Popen[bytes]] = None
+        self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         started = _start(self._exe, self._workdir, self._port)

@@ -13,8 +13,9 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import pytest
 
@@ -103,7 +104,9 @@ def pusher(lp: LoopbackPlatform) -> tuple[threading.Thread, list[str]]:
     def push() -> None:
         for n in range(EVENTS):
             event_id = f"C2C_MESSAGE_CREATE:restart-{n}"
-            lp.call(lambda p, now: p.push_event("C2C_MESSAGE_CREATE", {"id": f"m{n}", "content": str(n)}, now, event_id))
+            lp.call(
+                lambda p, now: p.push_event("C2C_MESSAGE_CREATE", {"id": f"m{n}", "content": str(n)}, now, event_id)
+            )
             ids.append(event_id)
             pace.wait(0.004)
 
@@ -124,7 +127,7 @@ def ids_of(lines: list[dict[str, Any]]) -> list[str]:
     return [line["event_id"] for line in lines]
 
 
-def saved_seq(spec: str, lp: LoopbackPlatform) -> Optional[int]:
+def saved_seq(spec: str, lp: LoopbackPlatform) -> int | None:
     store = open_session_store(spec)
     try:
         state = store.load(session_key(lp.platform.config.app_id, (0, 1)))

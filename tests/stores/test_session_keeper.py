@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import pytest
 
@@ -27,12 +27,12 @@ class GatedStore:
         self.gate.set()
         self.entered = threading.Event()
         self.failures_left = 0
-        self.writes: list[Optional[int]] = []
+        self.writes: list[int | None] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
 
-    def load(self, key: str) -> Optional[SessionState]:
+    def load(self, key: str) -> SessionState | None:
         if self.failures_left:
             raise OSError("disk unavailable")
         return self.inner.load(key)
@@ -43,7 +43,7 @@ class GatedStore:
     def clear(self, key: str) -> None:
         self._write(lambda: self.inner.clear(key), None)
 
-    def _write(self, do: Callable[[], object], seq: Optional[int]) -> object:
+    def _write(self, do: Callable[[], object], seq: int | None) -> object:
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)

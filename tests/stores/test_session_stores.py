@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from qqproto import SessionState, session_key
-from qqproto_stores import RedisSessionStore, SQLiteSessionStore, SessionStore, open_session_store
+from qqproto_stores import RedisSessionStore, SessionStore, SQLiteSessionStore, open_session_store
 
 KEY = session_key("102000000", (0, 1))
 
@@ -160,7 +161,7 @@ def test_two_processes_racing_for_one_key_lose_no_update(backend: tuple[str, str
         for first in (1, 2)
     ]
     outputs = [racer.communicate(timeout=120) for racer in racers]
-    for racer, (out, err) in zip(racers, outputs):
+    for racer, (_, err) in zip(racers, outputs):
         assert racer.returncode == 0, err
     loaded = store.load("race")
     assert loaded is not None and loaded.seq == 2 * count

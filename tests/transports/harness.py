@@ -7,8 +7,9 @@ import random
 import ssl
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Optional, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import sniffio
@@ -32,25 +33,25 @@ A = TypeVar("A", bound=Action)
 def client_config(lp: LoopbackPlatform, **overrides: Any) -> GatewayConfig:
     """A client of ``lp`` with short timeouts, so every recovery takes well under a second."""
     pc = lp.platform.config
-    settings: dict[str, Any] = dict(
-        app_id=pc.app_id,
-        client_secret=pc.client_secret,
-        api_base=lp.api_base,
-        token_url=lp.token_url,
-        connect_timeout=3.0,
-        http_timeout=3.0,
-        hello_timeout=3.0,
-        ready_timeout=3.0,
-        close_timeout=1.0,
-        backoff_base=0.05,
-        backoff_cap=0.5,
-        cooldown=1.0,
-        quick_disconnect_limit=100,
-        invalid_session_delay=(0.05, 0.2),
-        late_timer_threshold=0.2,
-        healthy_after=0.5,
-        heartbeat_interval_bounds=(0.05, 600.0),
-    )
+    settings: dict[str, Any] = {
+        "app_id": pc.app_id,
+        "client_secret": pc.client_secret,
+        "api_base": lp.api_base,
+        "token_url": lp.token_url,
+        "connect_timeout": 3.0,
+        "http_timeout": 3.0,
+        "hello_timeout": 3.0,
+        "ready_timeout": 3.0,
+        "close_timeout": 1.0,
+        "backoff_base": 0.05,
+        "backoff_cap": 0.5,
+        "cooldown": 1.0,
+        "quick_disconnect_limit": 100,
+        "invalid_session_delay": (0.05, 0.2),
+        "late_timer_threshold": 0.2,
+        "healthy_after": 0.5,
+        "heartbeat_interval_bounds": (0.05, 600.0),
+    }
     settings.update(overrides)
     return GatewayConfig(**settings)
 
@@ -99,7 +100,7 @@ class Client:
 
 @asynccontextmanager
 async def run(
-    transport: str, config: GatewayConfig, ssl_context: Optional[ssl.SSLContext], **options: Any
+    transport: str, config: GatewayConfig, ssl_context: ssl.SSLContext | None, **options: Any
 ) -> AsyncIterator[Client]:
     """Run ``transport`` for the duration of the block; the thread transport is read with ``aiter_events``."""
     rng = random.Random(0)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import anyio
 import pytest
@@ -21,7 +22,7 @@ from transports.threaded_shards import ShardsThread
 
 pytestmark = pytest.mark.anyio
 WINDOW = 0.3
-FLEET = dict(shards_suggested=6, max_concurrency=2, identify_window=WINDOW)
+FLEET = {"shards_suggested": 6, "max_concurrency": 2, "identify_window": WINDOW}
 
 
 OPENERS = {"asyncio": asyncio_shards.open_shards, "trio": trio_shards.open_shards}
@@ -86,11 +87,11 @@ def identify_spacing_ok(lp: LoopbackPlatform, max_concurrency: int) -> list[tupl
 
 
 @pytest.mark.platform(**FLEET)
-async def test_every_shard_identifies_within_the_ration_and_events_arrive_tagged_once(open_shards: Callable[..., Any], lp: LoopbackPlatform) -> None:
+async def test_every_shard_identifies_within_the_ration_and_events_arrive_tagged_once(
+    open_shards: Callable[..., Any], lp: LoopbackPlatform
+) -> None:
     config = client_config(lp)
-    async with open_shards(
-        config, range(6), ssl_context=lp.client_ssl_context(), identify_window=WINDOW
-    ) as shards:
+    async with open_shards(config, range(6), ssl_context=lp.client_ssl_context(), identify_window=WINDOW) as shards:
         reader = Reader(shards)
         ready = await reader.until(Ready, 6)
         assert sorted(r.shard for r in ready) == list(range(6))
@@ -106,12 +107,16 @@ async def test_every_shard_identifies_within_the_ration_and_events_arrive_tagged
     assert counters.identifies == 6 and counters.identifies_throttled == 0
     assert identify_spacing_ok(lp, 2) == []
     peak = lp.call(lambda platform, now: dict(platform.shards.peak_live))
-    assert peak == {shard: 1 for shard in range(6)}
+    assert peak == dict.fromkeys(range(6), 1)
 
 
 @pytest.mark.platform(**FLEET)
-async def test_auto_takes_the_shard_count_from_gateway_bot(open_shards: Callable[..., Any], lp: LoopbackPlatform) -> None:
-    async with open_shards(client_config(lp), "auto", ssl_context=lp.client_ssl_context(), identify_window=WINDOW) as shards:
+async def test_auto_takes_the_shard_count_from_gateway_bot(
+    open_shards: Callable[..., Any], lp: LoopbackPlatform
+) -> None:
+    async with open_shards(
+        client_config(lp), "auto", ssl_context=lp.client_ssl_context(), identify_window=WINDOW
+    ) as shards:
         ready = await Reader(shards).until(Ready, 6)
         assert shards.shard_ids == list(range(6))
     assert sorted(r.event.shard for r in ready) == [(n, 6) for n in range(6)]
@@ -119,7 +124,9 @@ async def test_auto_takes_the_shard_count_from_gateway_bot(open_shards: Callable
 
 
 @pytest.mark.platform(**FLEET)
-async def test_part_of_a_fleet_runs_with_the_fleet_s_count(open_shards: Callable[..., Any], lp: LoopbackPlatform) -> None:
+async def test_part_of_a_fleet_runs_with_the_fleet_s_count(
+    open_shards: Callable[..., Any], lp: LoopbackPlatform
+) -> None:
     async with open_shards(
         client_config(lp), [1, 4], shard_count=6, ssl_context=lp.client_ssl_context(), identify_window=WINDOW
     ) as shards:
@@ -128,10 +135,16 @@ async def test_part_of_a_fleet_runs_with_the_fleet_s_count(open_shards: Callable
 
 
 @pytest.mark.platform(**FLEET)
-async def test_a_session_store_resumes_every_shard(open_shards: Callable[..., Any], lp: LoopbackPlatform, tmp_path: Path) -> None:
+async def test_a_session_store_resumes_every_shard(
+    open_shards: Callable[..., Any], lp: LoopbackPlatform, tmp_path: Path
+) -> None:
     store = SQLiteSessionStore(tmp_path / "sessions.db")
     config = client_config(lp)
-    options: dict[str, Any] = dict(ssl_context=lp.client_ssl_context(), session_store=store, identify_window=WINDOW)
+    options: dict[str, Any] = {
+        "ssl_context": lp.client_ssl_context(),
+        "session_store": store,
+        "identify_window": WINDOW,
+    }
     async with open_shards(config, range(4), **options) as shards:
         reader = Reader(shards)
         await reader.until(Ready, 4)
@@ -149,8 +162,12 @@ async def test_a_session_store_resumes_every_shard(open_shards: Callable[..., An
 
 
 @pytest.mark.platform(shards_suggested=4, max_concurrency=4, identify_window=WINDOW, session_start_total=2)
-async def test_a_spent_budget_waits_for_the_reset_and_health_says_so(open_shards: Callable[..., Any], lp: LoopbackPlatform) -> None:
-    async with open_shards(client_config(lp), range(4), ssl_context=lp.client_ssl_context(), identify_window=WINDOW) as shards:
+async def test_a_spent_budget_waits_for_the_reset_and_health_says_so(
+    open_shards: Callable[..., Any], lp: LoopbackPlatform
+) -> None:
+    async with open_shards(
+        client_config(lp), range(4), ssl_context=lp.client_ssl_context(), identify_window=WINDOW
+    ) as shards:
         await Reader(shards).until(Ready, 2)
         await wait_until(lambda: shards.gate_health().waiting == 2)
         gate = shards.gate_health()
@@ -162,7 +179,9 @@ async def test_a_spent_budget_waits_for_the_reset_and_health_says_so(open_shards
 
 
 @pytest.mark.platform(shards_suggested=2, max_concurrency=2, identify_window=WINDOW)
-async def test_a_shard_count_the_platform_refuses_ends_the_stream_naming_the_shard(open_shards: Callable[..., Any], lp: LoopbackPlatform) -> None:
+async def test_a_shard_count_the_platform_refuses_ends_the_stream_naming_the_shard(
+    open_shards: Callable[..., Any], lp: LoopbackPlatform
+) -> None:
     with pytest.raises(ShardFatalError) as raised:
         async with open_shards(
             client_config(lp), [0, 2], ssl_context=lp.client_ssl_context(), identify_window=WINDOW
@@ -174,7 +193,12 @@ async def test_a_shard_count_the_platform_refuses_ends_the_stream_naming_the_sha
 
 @pytest.mark.parametrize(
     ("shards", "count", "message"),
-    [([], None, "distinct shard ids"), ([1, 1], None, "distinct shard ids"), ([-1], None, "distinct"), ([3], 2, "below")],
+    [
+        ([], None, "distinct shard ids"),
+        ([1, 1], None, "distinct shard ids"),
+        ([-1], None, "distinct"),
+        ([3], 2, "below"),
+    ],
 )
 async def test_bad_shard_ids_are_named(
     open_shards: Callable[..., Any], shards: list[int], count: Any, message: str
@@ -188,12 +212,16 @@ async def test_bad_shard_ids_are_named(
 @pytest.mark.platform(**FLEET)
 def test_shards_on_a_thread_deliver_every_event_once_tagged(lp: LoopbackPlatform, tmp_path: Path) -> None:
     store = SQLiteSessionStore(tmp_path / "sessions.db")
-    options: dict[str, Any] = dict(ssl_context=lp.client_ssl_context(), session_store=store, identify_window=WINDOW)
+    options: dict[str, Any] = {
+        "ssl_context": lp.client_ssl_context(),
+        "session_store": store,
+        "identify_window": WINDOW,
+    }
     running = ShardsThread(client_config(lp), range(4), **options)
     running.start()
     try:
         events = running.events()
-        ready = [item for item in itertools.islice((i for i in events if isinstance(i.event, Ready)), 4)]
+        ready = list(itertools.islice((i for i in events if isinstance(i.event, Ready)), 4))
         sent = push_to_shards(lp, list(range(4)), 10, "thread")
         got = list(itertools.islice((i for i in events if isinstance(i.event, Dispatch)), len(sent)))
         health = running.health()

@@ -10,8 +10,9 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import anyio
 import pytest
@@ -76,7 +77,11 @@ def open_webhook(anyio_backend: str) -> Callable[..., WebhookGateway]:
 def config_of(lp: LoopbackPlatform) -> GatewayConfig:
     pc = lp.platform.config
     return GatewayConfig(
-        app_id=pc.app_id, client_secret=pc.client_secret, api_base=lp.api_base, token_url=lp.token_url, close_timeout=1.0
+        app_id=pc.app_id,
+        client_secret=pc.client_secret,
+        api_base=lp.api_base,
+        token_url=lp.token_url,
+        close_timeout=1.0,
     )
 
 
@@ -95,14 +100,22 @@ class Poster:
         self.context = context
 
     def request(
-        self, body: bytes, *, method: str = "POST", path: str = "/", headers: Optional[dict[str, str]] = None, sign: bool = True
+        self,
+        body: bytes,
+        *,
+        method: str = "POST",
+        path: str = "/",
+        headers: dict[str, str] | None = None,
+        sign: bool = True,
     ) -> tuple[int, Any]:
         connection = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=10)
         try:
             sent = dict(headers or {})
             if sign:
                 timestamp = str(int(time.time()))
-                sent.update({"X-Signature-Ed25519": self.signer.sign(timestamp, body), "X-Signature-Timestamp": timestamp})
+                sent.update(
+                    {"X-Signature-Ed25519": self.signer.sign(timestamp, body), "X-Signature-Timestamp": timestamp}
+                )
             connection.request(method, path, body, sent)
             response = connection.getresponse()
             return response.status, json.loads(response.read())
@@ -114,7 +127,9 @@ class Poster:
 
 
 def event_body(event_id: str, seq: int = 1) -> bytes:
-    return json.dumps({"op": 0, "s": seq, "t": "C2C_MESSAGE_CREATE", "id": event_id, "d": {"id": f"m-{event_id}"}}).encode()
+    return json.dumps(
+        {"op": 0, "s": seq, "t": "C2C_MESSAGE_CREATE", "id": event_id, "d": {"id": f"m-{event_id}"}}
+    ).encode()
 
 
 async def next_dispatch(events: Any) -> Dispatch:
@@ -148,7 +163,9 @@ async def test_signed_pushes_arrive_once_through_duplicates_delays_and_bad_signa
     anyio_backend: str, lp: LoopbackPlatform, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext
 ) -> None:
     received: list[str] = []
-    async with open_webhook(anyio_backend)(config_of(lp), "127.0.0.1", 0, server_ctx, api_ssl_context=lp.client_ssl_context()) as gateway:
+    async with open_webhook(anyio_backend)(
+        config_of(lp), "127.0.0.1", 0, server_ctx, api_ssl_context=lp.client_ssl_context()
+    ) as gateway:
         client = lp.push_to(gateway.url, client_ctx, **RETRIES)
         lp.call(lambda platform, now: (platform.webhook.duplicate_next(5), platform.webhook.sign_badly_next(3)))  # type: ignore[union-attr]
         ids = push(lp, 10)
@@ -174,7 +191,9 @@ async def test_a_receiver_down_for_a_while_gets_every_event_once_it_is_back(
     ids = push(lp, 5)
     await wait_until(lambda: client.counters().failures.get("no answer", 0) >= 2)
     received: list[str] = []
-    async with open_webhook(anyio_backend)(config_of(lp), "127.0.0.1", port, server_ctx, api_ssl_context=lp.client_ssl_context()) as gateway:
+    async with open_webhook(anyio_backend)(
+        config_of(lp), "127.0.0.1", port, server_ctx, api_ssl_context=lp.client_ssl_context()
+    ) as gateway:
         await collect(gateway, ids, received)
     assert sorted(received) == sorted(ids)
 
@@ -242,7 +261,11 @@ async def test_ack_handled_fails_an_untaken_event_then_answers_once_the_next_is_
     ("request_options", "status", "reason"),
     [
         ({"sign": False}, 401, "unsigned"),
-        ({"headers": {"X-Signature-Ed25519": "00" * 64, "X-Signature-Timestamp": "1"}, "sign": False}, 401, "bad_signature"),
+        (
+            {"headers": {"X-Signature-Ed25519": "00" * 64, "X-Signature-Timestamp": "1"}, "sign": False},
+            401,
+            "bad_signature",
+        ),
         ({"body": b"not json"}, 400, "malformed"),
         ({"body": b'{"op": 0, "d": {}}'}, 400, "malformed"),
         ({"body": b"x" * 2000}, 413, "too_large"),
@@ -271,7 +294,9 @@ async def test_bad_requests_get_their_status_and_reach_nothing(
     assert (health.accepted_requests, health.rejected_requests, health.rejections_by_reason) == (1, 1, {reason: 1})
 
 
-async def test_a_stale_timestamp_is_401(anyio_backend: str, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> None:
+async def test_a_stale_timestamp_is_401(
+    anyio_backend: str, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext
+) -> None:
     config = GatewayConfig(app_id="1", client_secret=DOC_SECRET, close_timeout=1.0)
     async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, max_age=60, sends=False) as gateway:
         poster = Poster(DOC_SECRET, gateway.port, client_ctx)
@@ -291,7 +316,9 @@ async def test_a_port_that_cannot_be_bound_is_fatal(anyio_backend: str, server_c
                 pass
 
 
-async def test_the_app_mounts_inside_starlette(anyio_backend: str, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> None:
+async def test_the_app_mounts_inside_starlette(
+    anyio_backend: str, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext
+) -> None:
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Mount, Route
@@ -309,7 +336,9 @@ async def test_the_app_mounts_inside_starlette(anyio_backend: str, server_ctx: s
     sock.setblocking(False)
     stop = anyio.Event()
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(lambda: hypercorn_serve(site, _hypercorn_config(sock, server_ctx, 1.0), shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+        tasks.start_soon(
+            lambda: hypercorn_serve(site, _hypercorn_config(sock, server_ctx, 1.0), shutdown_trigger=stop.wait)
+        )  # type: ignore[arg-type]
         poster = Poster(DOC_SECRET, sock.getsockname()[1], client_ctx)
         assert await poster.post(event_body("mounted"), path="/qq/") == (200, {"op": 12, "d": 0})
         assert (await poster.post(event_body("x"), path="/qq/", sign=False))[0] == 401
@@ -359,7 +388,12 @@ async def test_a_reply_goes_out_through_the_fakes_message_endpoint_without_a_gat
         health = gateway.health()
     assert isinstance(outcome, MessageSent) and outcome.send_id == send_id
     (received,) = lp.call(lambda platform, now: list(platform.messages.received))
-    assert (received.scene, received.target, received.body["content"], received.body["msg_id"]) == ("c2c", "user-1", "pong", "m0")
+    assert (received.scene, received.target, received.body["content"], received.body["msg_id"]) == (
+        "c2c",
+        "user-1",
+        "pong",
+        "m0",
+    )
     counters = lp.counters
     assert (counters.gateway_calls, counters.ws_connections, counters.token_fetches) == (0, 0, 1)
     assert health.mode == "webhook" and health.token_expires_in is not None
