@@ -9,14 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from qqproto import Action, GatewayConfig, Health, SessionStore
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 TRANSPORTS = ("thread", "asyncio", "trio")
 TICK = 0.25
@@ -113,14 +109,14 @@ async def _consume(events: AsyncIterator[Action], health: Callable[[], Health], 
 async def _trio(config: GatewayConfig, ssl_context: ssl.SSLContext | None, hooks: _Hooks) -> None:
     import trio
 
-    from transports.trio import Gateway, GatewayFatalError, open_gateway
+    from transports.trio import Gateway, GatewayFatalError, one_error_as_itself, open_gateway
 
     failure: list[GatewayFatalError] = []
     opened: list[Gateway] = []
     try:
         async with open_gateway(config, ssl_context, session_store=hooks.session_store) as gateway:
             opened.append(gateway)
-            try:
+            with one_error_as_itself():  # Ctrl-C or a consumer's error, alone
                 async with trio.open_nursery() as nursery:
 
                     async def consume() -> None:
@@ -136,10 +132,6 @@ async def _trio(config: GatewayConfig, ssl_context: ssl.SSLContext | None, hooks
                         await trio.sleep(TICK)
                         hooks.on_tick(gateway.health())
                     nursery.cancel_scope.cancel()
-            except BaseExceptionGroup as group:  # Ctrl-C or a consumer's error, alone: let it out as itself
-                if len(group.exceptions) == 1:
-                    raise group.exceptions[0] from None
-                raise
     finally:
         if opened:
             hooks.on_end(opened[0].health())

@@ -24,7 +24,7 @@ import math
 import random
 import ssl
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import trio
 
@@ -38,7 +38,7 @@ from ._webhook_gateway import open_trio_webhook as open_webhook
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["Gateway", "GatewayFatalError", "WebhookGateway", "open_gateway", "open_webhook"]
+__all__ = ["Gateway", "GatewayFatalError", "WebhookGateway", "one_error_as_itself", "open_gateway", "open_webhook"]
 
 #: Seconds an ``async for`` over queued events may run before it lets other tasks (the timer among them) in.
 SCHEDULE_EVERY = 0.001
@@ -57,7 +57,7 @@ async def open_gateway(
 
     ``session_store`` works as in :func:`transports.asyncio.open_gateway`.
     """
-    try:
+    with one_error_as_itself():
         async with trio.open_nursery() as nursery:
             conn = QQGatewayConnection(config, rng)
             keeper = keeper_for(session_store, config)
@@ -70,6 +70,13 @@ async def open_gateway(
             finally:
                 with trio.CancelScope(shield=True):
                     await gateway.aclose(last_event_finished=finished)
+
+
+@contextlib.contextmanager
+def one_error_as_itself() -> Iterator[None]:
+    """Let a nursery's lone error out as itself (Ctrl-C, GatewayFatalError), not wrapped in a group."""
+    try:
+        yield
     except BaseExceptionGroup as group:
         if len(group.exceptions) == 1:
             raise group.exceptions[0] from None

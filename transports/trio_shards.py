@@ -10,7 +10,6 @@ import contextlib
 import math
 import random
 import ssl
-import sys
 from collections.abc import AsyncIterator, Iterable
 from typing import Literal
 
@@ -23,10 +22,7 @@ from ._common import DEFAULT_MAX_PENDING_EVENTS, EventQueue
 from ._gate_runner import GateRunner
 from ._session_keeper import keeper_for
 from ._shard_set import ShardEvent, ShardFatalError, ShardSet, check_shards, shard_config
-from .trio import Gateway
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
+from .trio import Gateway, one_error_as_itself
 
 __all__ = ["ShardEvent", "ShardFatalError", "Shards", "open_shards"]
 
@@ -46,7 +42,7 @@ async def open_shards(
     """Run ``shards`` as :func:`transports.asyncio_shards.open_shards` does, in a nursery of their own."""
     wanted = check_shards(shards, shard_count)
     rng = rng or random.Random()
-    try:
+    with one_error_as_itself():
         async with trio.open_nursery() as nursery:
             gate = TrioGateRunner(nursery, window=identify_window)
             if wanted == "auto":
@@ -70,10 +66,6 @@ async def open_shards(
             finally:
                 with trio.CancelScope(shield=True):
                     await running.aclose(last_event_finished=finished)
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
 
 
 class TrioGateRunner(GateRunner):
