@@ -17,7 +17,7 @@ from typing import Any
 
 from qqproto import SANDBOX_API_BASE, Action, GatewayConfig, Health, Intents, LocalProtocolError, SessionStore
 
-from . import _drive
+from . import _connect_shards, _drive
 from ._connect_webhook import listen_address, run_webhook
 
 SECRET_VARIABLE = "QQBOT_SECRET"
@@ -47,6 +47,7 @@ def add_parser(commands: Any) -> None:
         metavar="STORE",
         help="resume across restarts: sqlite:PATH, or redis://HOST:PORT/DB for many machines",
     )
+    _connect_shards.add_arguments(parser)
     webhook = parser.add_argument_group("webhook mode: serve the platform's HTTPS callbacks instead of the gateway")
     webhook.add_argument("--webhook", action="store_true", help="receive events as callbacks (asyncio or trio)")
     webhook.add_argument("--listen", metavar="HOST:PORT", type=listen_address, default=("0.0.0.0", 8443))
@@ -99,9 +100,23 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # SIGTERM (systemd, Kubernetes) and Ctrl-C close gracefully: the last event printed is saved
     # as finished, the session is kept, the health file's last word is "closed", and the exit is 0.
+    if args.coordinator and args.shards is None:
+        print("qqproto connect: --coordinator needs --shards (auto, or the fleet's shard count)", file=sys.stderr)
+        return 2
     stop = _StopOnSignal()
     try:
         ssl_context = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
+        if args.shards is not None:
+            _connect_shards.run_shards(
+                args,
+                config,
+                ssl_context,
+                store,
+                print_line=lambda line: print(_connect_shards.dumps(line), flush=True),
+                write_health=writer.write_json,
+                until=stop,
+            )
+            return 0
         _drive.run(
             args.transport,
             config,
@@ -113,13 +128,21 @@ def run(args: argparse.Namespace) -> int:
             session_store=store,
         )
     except GatewayFatalError as exc:
+        shard = {"shard": exc.shard} if hasattr(exc, "shard") else {}
         try:
-            print(json.dumps({"event": "Fatal", "reason": exc.reason, "close_code": exc.close_code}), flush=True)
+            print(
+                json.dumps({**shard, "event": "Fatal", "reason": exc.reason, "close_code": exc.close_code}), flush=True
+            )
         except BrokenPipeError:
             return _stdout_closed()
         return 1
     except BrokenPipeError:
         return _stdout_closed()
+    except Exception as exc:
+        if type(exc).__name__ != "CoordinatorUnavailable":
+            raise
+        print(f"qqproto connect: --coordinator: {exc}", file=sys.stderr)
+        return 1
     finally:
         stop.restore()
     return 0
@@ -184,11 +207,15 @@ class _HealthFile:
 
     def write(self, health: Health) -> None:
         """Write ``health`` now: the final state is written this way, whatever the throttle says."""
+        self._state = health.state
+        self.write_json(health.to_dict())
+
+    def write_json(self, fields: dict[str, Any]) -> None:
+        """Write a snapshot (a shard set's, say) now."""
         if self._path is None:
             return
         self._written = time.monotonic()
-        self._state = health.state
         directory = os.path.dirname(os.path.abspath(self._path))
         with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as handle:
-            json.dump({**health.to_dict(), "written_at": time.time()}, handle)
+            json.dump({**fields, "written_at": time.time()}, handle)
         os.replace(handle.name, self._path)

@@ -63,6 +63,15 @@ class IdentifyRation:
         #: Where a bucket made after a change of max_concurrency starts: the old buckets' last turn.
         self._floor = float("-inf")
 
+    @property
+    def window(self) -> float:
+        """Seconds between two identifies of one bucket."""
+        return self._window
+
+    def reset_in(self, now: float) -> float | None:
+        """Seconds until the daily budget refills, as last reported (None: never reported)."""
+        return None if self._reset_at == float("inf") else max(0.0, self._reset_at - now)
+
     # -- what the platform said --------------------------------------------------------
 
     def learn(self, limit: SessionStartLimit | None, now: float) -> None:

@@ -135,6 +135,8 @@ class Driver(abc.ABC):
         self.on_gate_action: Callable[[Action], None] | None = None
         #: Told when events arrive or the connection stops, for a consumer that reads many drivers.
         self.on_wake: Callable[[Driver], None] | None = None
+        #: Asked before each socket opens; True keeps it for later (a shard whose lease awaits renewal).
+        self.hold_open: Callable[[OpenSocket], bool] | None = None
         events.on_room = self.resume_reading  # readers pause only while the queue is full
 
     def feed(self, method: Callable[..., None], *args: Any) -> None:
@@ -152,7 +154,8 @@ class Driver(abc.ABC):
             elif isinstance(action, SendData):
                 self.send(action.sock_id, action.data)
             elif isinstance(action, OpenSocket):
-                self.open_socket(action)
+                if self.hold_open is None or not self.hold_open(action):
+                    self.open_socket(action)
             elif isinstance(action, CloseSocket):
                 self.close_socket(action.sock_id)
             elif type(action) in _GATE_ACTIONS and self.on_gate_action is not None:

@@ -11,15 +11,29 @@ from qqproto import Action, GatewayConfig, Health, LocalProtocolError, QQGateway
 from ._common import Driver, EventQueue, GatewayFatalError
 from ._gate_runner import GateRunner
 
-__all__ = ["ShardEvent", "ShardFatalError", "ShardSet", "check_shards"]
+__all__ = ["ShardClaimed", "ShardEvent", "ShardFatalError", "ShardReleased", "ShardSet", "check_shards"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardClaimed:
+    """This process serves the shard from now on, under a lease with fencing token ``token``."""
+
+    token: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardReleased:
+    """This process no longer serves the shard: ``reason`` says why (handed to another process, lease lost)."""
+
+    reason: str
 
 
 @dataclasses.dataclass(frozen=True)
 class ShardEvent:
-    """An application event (``Ready``, ``Dispatch``, a notice, ...) of shard ``shard``."""
+    """An application event (``Ready``, ``Dispatch``, a notice, ...) of shard ``shard``, or a fleet notice."""
 
     shard: int
-    event: Action
+    event: Action | ShardClaimed | ShardReleased
 
 
 class ShardFatalError(GatewayFatalError):
@@ -45,6 +59,20 @@ def check_shards(
     return ids, count
 
 
+def check_fleet(wanted: tuple[list[int], int] | Literal["auto"], store: object, lease_ttl: float) -> None:
+    """A fleet member runs the fleet's every shard by lease, over a fenced store; misuse raises an error that names it."""
+    if wanted != "auto" and wanted[0] != list(range(wanted[1])):
+        raise LocalProtocolError(
+            f"with a coordinator, shards are the whole fleet's: 'auto' or range(shard_count), got {wanted[0]!r}"
+        )
+    if store is not None and not all(callable(getattr(store, name, None)) for name in ("raise_fence", "save_fenced")):
+        raise LocalProtocolError(
+            f"with a coordinator, the session store must be fenced (qqproto_stores has two): {store!r}"
+        )
+    if not (isinstance(lease_ttl, (int, float)) and lease_ttl > 0):
+        raise LocalProtocolError(f"lease_ttl must be a number of seconds > 0, got {lease_ttl!r}")
+
+
 def shard_config(config: GatewayConfig, shard_id: int, count: int) -> GatewayConfig:
     """``config`` for one shard of ``count``."""
     return dataclasses.replace(config, shard=(shard_id, count))
@@ -57,10 +85,14 @@ class ShardSet:
     shard that comes from, so each shard's session store saves exactly what was done.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, may_serve: Callable[[int], bool] | None = None) -> None:
         self.drivers: dict[int, Driver] = {}
         self._turn = 0
         self._handed_from: EventQueue | None = None
+        #: Whether a shard's lease is known to be held; a shard that may not serve hands out nothing.
+        self._may_serve = may_serve
+        self._notices: list[ShardEvent] = []
+        self._leaving: dict[int, Callable[[Driver], object]] = {}
 
     def join(self, shard_id: int, driver: Driver, gate: GateRunner, wake: Callable[[], object]) -> None:
         """Read ``driver`` as shard ``shard_id``: it asks ``gate`` before identifying, and ``wake`` wakes the reader."""
@@ -83,6 +115,23 @@ class ShardSet:
         driver.on_wake = woke
         self.drivers[shard_id] = driver
 
+    def leave(self, shard_id: int) -> Driver | None:
+        """Stop reading shard ``shard_id`` at once: what it still queues goes unread (its next owner gets it replayed)."""
+        driver = self.drivers.pop(shard_id, None)
+        self._leaving.pop(shard_id, None)
+        if driver is not None and self._handed_from is driver.events:
+            self._handed_from = None  # its owner is another process now: nothing more is saved from here
+        return driver
+
+    def hand_back(self, shard_id: int, then: Callable[[Driver], object]) -> None:
+        """Stop reading shard ``shard_id`` once the application is done with the event in hand, then call ``then``."""
+        if shard_id in self.drivers:
+            self._leaving[shard_id] = then
+
+    def notice(self, shard_id: int, event: ShardClaimed | ShardReleased) -> None:
+        """Hand ``event`` out before any other event."""
+        self._notices.append(ShardEvent(shard_id, event))
+
     def last_finished(self) -> None:
         """The application is done with the event it took last."""
         handed, self._handed_from = self._handed_from, None
@@ -91,15 +140,23 @@ class ShardSet:
 
     @property
     def done(self) -> bool:
-        """True once every shard's queue has ended and was drained."""
-        return all(driver.events.done for driver in self.drivers.values())
+        """True once every shard's queue has ended and was drained (a fleet's set is never done while it runs)."""
+        return not self._notices and all(driver.events.done for driver in self.drivers.values())
 
     def take(self) -> ShardEvent | None:
         """The next event of the shards in turn, or None; a shard that ended with ``Fatal`` raises :class:`ShardFatalError`."""
         self.last_finished()
+        for shard_id, then in list(self._leaving.items()):
+            driver = self.leave(shard_id)
+            if driver is not None:
+                then(driver)
+        if self._notices:
+            return self._notices.pop(0)
         ids = list(self.drivers)
         for offset in range(len(ids)):
             shard_id = ids[(self._turn + offset) % len(ids)]
+            if self._may_serve is not None and not self._may_serve(shard_id):
+                continue
             queue = self.drivers[shard_id].events
             try:
                 event = queue.get()

@@ -100,6 +100,24 @@ class Gateway(Driver):
             assert self._loop is not None
             await self._loop.run_in_executor(None, self.keeper.close, self.close_timeout)
 
+    async def abandon(self) -> None:
+        """Stop at once without a word to the platform: another process serves this session now."""
+        self.closing = self.stopped = True
+        self.set_timer(None)
+        for task in self._connecting.values():
+            task.cancel()
+        for stream in self._streams.values():
+            stream.closed = True
+            stream.transport.abort()
+        self._connecting.clear()
+        self._streams.clear()
+        self.events.finish()
+        self.wake_consumer()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.keeper is not None:
+            assert self._loop is not None
+            await self._loop.run_in_executor(None, self.keeper.close, 0.0)
+
     def __aiter__(self) -> Gateway:
         return self
 

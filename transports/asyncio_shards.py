@@ -11,19 +11,34 @@ import asyncio
 import random
 import ssl
 from collections.abc import Iterable
+from dataclasses import replace
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from qqproto import GatewayConfig, Health, LocalProtocolError, QQGatewayConnection, SessionStore
-from qqproto_shards import IDENTIFY_WINDOW, GateHealth
+from qqproto_shards import IDENTIFY_WINDOW, FleetHealth, GateHealth
 
+from ._asyncio_fleet import AsyncioFleet
 from ._common import DEFAULT_MAX_PENDING_EVENTS, EventQueue
+from ._fleet_parts import SharedGateRunner
 from ._gate_runner import AsyncioGateRunner
 from ._session_keeper import keeper_for
-from ._shard_set import ShardEvent, ShardFatalError, ShardSet, check_shards, shard_config
+from ._shard_set import (
+    ShardClaimed,
+    ShardEvent,
+    ShardFatalError,
+    ShardReleased,
+    ShardSet,
+    check_fleet,
+    check_shards,
+    shard_config,
+)
 from .asyncio import Gateway
 
-__all__ = ["ShardEvent", "ShardFatalError", "Shards", "open_shards"]
+__all__ = ["ShardClaimed", "ShardEvent", "ShardFatalError", "ShardReleased", "Shards", "open_shards"]
+
+#: Seconds a shard's lease lasts unless renewed; renewed every third of it.
+DEFAULT_LEASE_TTL = 10.0
 
 
 def open_shards(
@@ -36,15 +51,25 @@ def open_shards(
     rng: random.Random | None = None,
     max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
     identify_window: float = IDENTIFY_WINDOW,
+    coordinator: Any = None,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
 ) -> Shards:
     """Run ``shards`` (ids) of a bot sharded ``shard_count`` ways, on entering ``async with``.
 
     ``"auto"`` runs every shard of the count ``/gateway/bot`` suggests; with ids, the count
     defaults to the highest id + 1 (give it when this process runs only part of a fleet).
     ``config.shard`` is ignored. ``identify_window`` is the platform's 5 s, shorter only in tests.
+
+    With a ``coordinator`` (a :class:`qqproto_shards.RedisCoordinator`) this process is one
+    member of a fleet: ``shards`` is the whole fleet's ("auto" or ``range(n)``), and the process
+    serves the shards whose leases it holds, each announced by :class:`ShardClaimed` and ended by
+    :class:`ShardReleased`. The store must then be fenced (both of ``qqproto_stores`` are).
     """
     wanted = check_shards(shards, shard_count)
-    return Shards(config, wanted, ssl_context, session_store, rng, max_pending_events, identify_window)
+    if coordinator is not None:
+        check_fleet(wanted, session_store, lease_ttl)
+    fleet = None if coordinator is None else (coordinator, lease_ttl)
+    return Shards(config, wanted, ssl_context, session_store, rng, max_pending_events, identify_window, fleet)
 
 
 class Shards:
@@ -59,6 +84,7 @@ class Shards:
         rng: random.Random | None,
         max_pending_events: int,
         identify_window: float,
+        fleet: tuple[Any, float] | None = None,
     ) -> None:
         self._config = config
         self._wanted = wanted
@@ -67,20 +93,25 @@ class Shards:
         self._rng = rng or random.Random()
         self._max_pending = max_pending_events
         self._window = identify_window
+        self._fleet_options = fleet
         self._set = ShardSet()
         self._gateways: dict[int, Gateway] = {}
         self._arrival = asyncio.Event()
         self.gate: AsyncioGateRunner | None = None
+        self.fleet: AsyncioFleet | None = None
 
     async def __aenter__(self) -> Shards:
-        self.gate = AsyncioGateRunner(window=self._window)
         if self._wanted == "auto":
             count = await self._suggested_count()
             ids = list(range(count))
         else:
             ids, count = self._wanted
+        if self._fleet_options is not None:
+            await self._join_fleet(count, *self._fleet_options)
+            return self
+        self.gate = gate = AsyncioGateRunner(window=self._window)
         for shard_id in ids:
-            self._gateways[shard_id] = self._shard(self.gate, shard_id, count)
+            self._gateways[shard_id] = self._shard(gate, shard_id, count, self._store)
         try:
             await asyncio.gather(*(gw.__aenter__() for gw in self._gateways.values()))
         except BaseException:
@@ -95,6 +126,9 @@ class Shards:
             self._set.last_finished()
         if self.gate is not None:
             self.gate.close()
+        if self.fleet is not None:
+            await self.fleet.stop()
+            return
         await asyncio.gather(
             *(gw.__aexit__(exc_type, exc, tb) for gw in self._gateways.values()), return_exceptions=True
         )
@@ -114,6 +148,14 @@ class Shards:
         """Each shard's health snapshot, by shard id."""
         return self._set.health()
 
+    def fleet_health(self) -> FleetHealth | None:
+        """This member's leases and its view of the fleet (None without a coordinator)."""
+        if self.fleet is None:
+            return None
+        health = self.fleet.member.health()
+        gate_error = self.gate.coordinator_error if isinstance(self.gate, SharedGateRunner) else None
+        return health if health.coordinator_error or not gate_error else replace(health, coordinator_error=gate_error)
+
     def gate_health(self) -> GateHealth:
         """The identify gate's snapshot: shards waiting, and whether the daily budget is spent."""
         assert self.gate is not None, "the shards are not running"
@@ -124,10 +166,32 @@ class Shards:
         """The shards this process runs."""
         return list(self._gateways)
 
-    def _shard(self, gate: AsyncioGateRunner, shard_id: int, count: int) -> Gateway:
+    async def _join_fleet(self, count: int, coordinator: Any, lease_ttl: float) -> None:
+        self.gate = gate = SharedGateRunner(coordinator, window=self._window)
+        self._set = ShardSet(
+            may_serve=lambda shard_id: self.fleet is not None and self.fleet.member.may_serve(shard_id)
+        )
+        self.fleet = AsyncioFleet(
+            {"lease_ttl": lease_ttl},
+            coordinator,
+            count,
+            self._store,
+            self._config.app_id,
+            self._set,
+            self._gateways,
+            lambda shard_id, store: self._shard(gate, shard_id, count, store),
+            self._arrival.set,
+        )
+        try:
+            await self.fleet.start()
+        except BaseException:
+            gate.close()
+            raise
+
+    def _shard(self, gate: AsyncioGateRunner, shard_id: int, count: int, store: SessionStore | None) -> Gateway:
         config = shard_config(self._config, shard_id, count)
         conn = QQGatewayConnection(config, random.Random(self._rng.getrandbits(64)), ask_before_identify=True)
-        keeper = keeper_for(self._store, config)
+        keeper = keeper_for(store, config)
         gateway = Gateway(conn, config, self._ssl_context, EventQueue(self._max_pending), keeper=keeper)
         self._set.join(shard_id, gateway, gate, self._arrival.set)
         return gateway

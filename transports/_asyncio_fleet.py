@@ -1,0 +1,154 @@
+"""The shards of one fleet member on asyncio: started as leases are won, stopped as they are lost or handed on."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from qqproto import OpenSocket, SessionStore, session_key
+from qqproto_shards import FleetMember
+
+from ._fleet_parts import FencedStoreView
+from ._shard_set import ShardClaimed, ShardReleased, ShardSet
+from .asyncio import Gateway
+
+__all__ = ["AsyncioFleet"]
+
+log = logging.getLogger("qqproto.transports")
+
+#: Seconds between looks at a held socket whose shard awaits its lease's renewal.
+HOLD_POLL = 0.05
+
+MakeGateway = Callable[[int, SessionStore | None], Gateway]
+
+
+class AsyncioFleet:
+    """Turns a :class:`FleetMember`'s news (claimed, lost, shed) into shards started and stopped on this loop."""
+
+    def __init__(
+        self,
+        member_options: dict[str, Any],
+        coordinator: Any,
+        shard_count: int,
+        store: Any,
+        app_id: str,
+        shard_set: ShardSet,
+        gateways: dict[int, Gateway],
+        make_gateway: MakeGateway,
+        wake: Callable[[], object],
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._store = store
+        self._app_id = app_id
+        self._count = shard_count
+        self._set = shard_set
+        self._gateways = gateways
+        self._make = make_gateway
+        self._wake = wake
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self.member = FleetMember(
+            coordinator,
+            shard_count,
+            on_claimed=self._threadsafe(self._claimed),
+            on_lost=self._threadsafe(self._lost),
+            on_shed=self._threadsafe(self._shed),
+            prepare=self._raise_fence,
+            **member_options,
+        )
+
+    async def start(self) -> None:
+        """Join the fleet: raises if the coordinator cannot be reached; claimed shards start soon after."""
+        await self._loop.run_in_executor(None, self.member.start)
+
+    async def stop(self) -> None:
+        """Close every shard keeping its session, then release the leases and leave the fleet."""
+        self._closing = True
+        await asyncio.gather(
+            *(gw.__aexit__(None, None, None) for gw in self._gateways.values()), *self._tasks, return_exceptions=True
+        )
+        await self._loop.run_in_executor(None, self.member.stop)
+
+    # -- news from the member's thread ---------------------------------------------------
+
+    def _threadsafe(self, method: Callable[..., None]) -> Callable[..., None]:
+        def call(*args: Any) -> None:
+            self._loop.call_soon_threadsafe(method, *args)
+
+        return call
+
+    def _raise_fence(self, shard_id: int, token: int) -> None:
+        """Before a shard starts: its store refuses the former owner's writes from now on (blocking)."""
+        if self._store is not None:
+            self._store.raise_fence(session_key(self._app_id, (shard_id, self._count)), token)
+
+    def _claimed(self, shard_id: int, token: int) -> None:
+        if self._closing or shard_id in self._gateways:
+            return  # released by stop() with the rest
+        store = None
+        if self._store is not None:
+            store = FencedStoreView(self._store, token, self._threadsafe(lambda: self._lost(shard_id, "fenced out")))
+        gateway = self._make(shard_id, store)
+        gateway.hold_open = lambda action: self._hold(shard_id, gateway, action)
+        self._gateways[shard_id] = gateway
+        self._set.notice(shard_id, ShardClaimed(token))
+        self._spawn(self._enter(shard_id, gateway))
+        self._wake()
+
+    def _lost(self, shard_id: int, reason: str) -> None:
+        gateway = self._gateways.pop(shard_id, None)
+        if gateway is None:
+            return
+        self._set.leave(shard_id)
+        self._set.notice(shard_id, ShardReleased(f"lease lost: {reason}"))
+        self._spawn(gateway.abandon())
+        self.member.shard_stopped(shard_id)
+        self._wake()
+
+    def _shed(self, shard_id: int) -> None:
+        gateway = self._gateways.get(shard_id)
+        if gateway is None:
+            self.member.shard_stopped(shard_id)
+            return
+        self._set.hand_back(shard_id, lambda driver: self._spawn(self._hand_on(shard_id, gateway)))
+        self._wake()
+
+    # -- on the loop ---------------------------------------------------------------------
+
+    async def _enter(self, shard_id: int, gateway: Gateway) -> None:
+        try:
+            await gateway.__aenter__()
+        except Exception as exc:
+            gateway.fail(exc)
+
+    async def _hand_on(self, shard_id: int, gateway: Gateway) -> None:
+        """Close a shard handed to another member, keeping its session for it; then its lease is released."""
+        await gateway.__aexit__(None, None, None)
+        if self._gateways.get(shard_id) is gateway:
+            del self._gateways[shard_id]
+            self._set.notice(shard_id, ShardReleased("handed to another process"))
+            self._wake()
+        self.member.shard_stopped(shard_id)
+
+    def _hold(self, shard_id: int, gateway: Gateway, action: OpenSocket) -> bool:
+        """Keep a socket from opening while the shard's lease is unconfirmed (after a long pause, say)."""
+        if self.member.may_serve(shard_id):
+            return False
+
+        def look_again() -> None:
+            if self._gateways.get(shard_id) is not gateway or gateway.stopped:
+                return  # lost meanwhile: it never opens
+            if self.member.may_serve(shard_id):
+                gateway.open_socket(action)
+            else:
+                self._loop.call_later(HOLD_POLL, look_again)
+
+        self._loop.call_later(HOLD_POLL, look_again)
+        return True
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
