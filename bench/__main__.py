@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from qqproto._payloads import JSON_PARSER
 
-from . import decode, e2e, heartbeat, memory, recovery, sim, store, wakeups, webhook
+from . import decode, e2e, heartbeat, memory, recovery, shards, sim, store, wakeups, webhook
 from ._settings import FULL, QUICK, Settings
 from ._stats import Figures
 
@@ -35,6 +35,10 @@ GOALS: dict[str, tuple[str, float] | None] = {
     "webhook_app_vs_aiohttp": (">=", 1.0),
     "webhook_verify_floor_vs_app": None,
     "webhook_e2e_events_per_second": None,
+    "shards_memory_per_shard_bytes": ("<=", 32768.0),
+    "shards_idle_wakeups_vs_heartbeats": ("<=", 1.05),
+    "shards_idle_cpu_seconds_per_shard_minute": None,
+    "shards_bringup_vs_floor": ("<=", 1.05),
 }
 BENCHMARKS: dict[str, Callable[[Settings], Figures]] = {
     "decode": decode.run,
@@ -46,6 +50,7 @@ BENCHMARKS: dict[str, Callable[[Settings], Figures]] = {
     "sim": sim.run,
     "store": store.run,
     "webhook": webhook.run,
+    "shards": shards.run,
 }
 _COMPARE = {">=": operator.ge, "<=": operator.le}
 

@@ -19,6 +19,11 @@ class Settings:
     idle_connections: int
     idle_hours: float
     sim_days: float
+    shards: int
+    shards_max_concurrency: int
+    shards_identify_window: float
+    shards_heartbeat_ms: int
+    shards_idle_seconds: float
 
 
 FULL = Settings(
@@ -30,6 +35,11 @@ FULL = Settings(
     idle_connections=1000,
     idle_hours=24.0,
     sim_days=30.0,
+    shards=1000,
+    shards_max_concurrency=64,
+    shards_identify_window=1.0,
+    shards_heartbeat_ms=5000,
+    shards_idle_seconds=20.0,
 )
 QUICK = Settings(
     reps=5,
@@ -40,6 +50,11 @@ QUICK = Settings(
     idle_connections=1000,
     idle_hours=3.0,
     sim_days=5.0,
+    shards=1000,
+    shards_max_concurrency=64,
+    shards_identify_window=1.0,
+    shards_heartbeat_ms=5000,
+    shards_idle_seconds=10.0,
 )
 SMOKE = Settings(
     reps=1,
@@ -50,4 +65,9 @@ SMOKE = Settings(
     idle_connections=5,
     idle_hours=0.5,
     sim_days=0.01,
+    shards=5,
+    shards_max_concurrency=5,
+    shards_identify_window=0.2,
+    shards_heartbeat_ms=500,
+    shards_idle_seconds=1.0,
 )

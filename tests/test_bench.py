@@ -28,6 +28,10 @@ SCALAR_KEYS = {
     "restart_first_event_vs_identify",
     "webhook_app_vs_aiohttp",
     "webhook_verify_floor_vs_app",
+    "shards_memory_per_shard_bytes",
+    "shards_idle_wakeups_vs_heartbeats",
+    "shards_idle_cpu_seconds_per_shard_minute",
+    "shards_bringup_vs_floor",
 }
 PER_TRANSPORT_KEYS = {"e2e_vs_aiohttp", "heartbeat_p99_lateness_ms"}
 PER_RUNTIME_KEYS = {"webhook_e2e_events_per_second"}
@@ -47,3 +51,16 @@ def test_every_benchmark_runs_and_reports_its_figures() -> None:
     for key in PER_TRANSPORT_KEYS:
         assert set(figures[key]) == {"asyncio", "trio", "thread"}, key
         assert all(isinstance(value, float) for value in figures[key].values()), key
+
+
+def test_many_shards_reports_memory_wakeups_and_bringup_of_every_shard() -> None:
+    run_shards = (
+        "import json; from bench import shards; from bench._settings import SMOKE; print(json.dumps(shards.run(SMOKE)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", run_shards], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    figures = json.loads(done.stdout)
+    assert set(figures) == {key for key in SCALAR_KEYS if key.startswith("shards_")}
+    assert all(isinstance(value, float) and 0 < value < float("inf") for value in figures.values()), figures
+    assert "5 READY" in done.stderr, done.stderr
