@@ -327,3 +327,11 @@ def test_redis_going_away_raises_unavailable_and_coming_back_works_again(tmp_pat
         server.start()
         assert coordinator.claim(0, 30) is not None
         coordinator.close()
+
+
+def test_a_client_passed_in_is_used_named_and_left_open(redis_client: redis.Redis, redis_url: str) -> None:
+    coordinator = RedisCoordinator(redis_client, "app", member_id="a")
+    assert coordinator.claim(0, 30) == 1
+    assert redis_url in repr(coordinator)
+    coordinator.close()
+    assert redis_client.ping(), "closing the coordinator must not close a client it was given"
