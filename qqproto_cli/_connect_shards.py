@@ -70,7 +70,7 @@ async def _run(
 
     coordinator = None
     if args.coordinator:
-        from qqproto_shards import RedisCoordinator
+        from qqproto_shards._redis import RedisCoordinator
 
         coordinator = RedisCoordinator(args.coordinator, config.app_id)
     shards: range | Literal["auto"] = "auto" if args.shards == "auto" else range(args.shards)

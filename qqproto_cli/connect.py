@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any
 
 from qqproto import SANDBOX_API_BASE, Action, GatewayConfig, Health, Intents, LocalProtocolError, SessionStore
+from qqproto_shards import CoordinatorUnavailable
 
 from . import _connect_shards, _drive
 from ._connect_webhook import listen_address, run_webhook
@@ -138,9 +139,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except BrokenPipeError:
         return _stdout_closed()
-    except Exception as exc:
-        if type(exc).__name__ != "CoordinatorUnavailable":
-            raise
+    except CoordinatorUnavailable as exc:
         print(f"qqproto connect: --coordinator: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -16,7 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Coordinator", "FleetHealth", "FleetMember", "IdentifySlots", "IdentifyTurn", "shard_targets"]
+from ._coordination import IdentifyTurn
+
+__all__ = ["Coordinator", "FleetHealth", "FleetMember", "IdentifySlots", "shard_targets"]
 
 log = logging.getLogger("qqproto.shards")
 
@@ -42,17 +44,6 @@ class Coordinator(Protocol):
     def release(self, shard: int, token: int) -> bool: ...
 
     def owners(self, shard_count: int) -> dict[int, tuple[str, int] | None]: ...
-
-
-@dataclass(frozen=True)
-class IdentifyTurn:
-    """The coordinator's answer to a shard that wants to identify."""
-
-    granted: bool
-    #: Seconds until asking again makes sense (0 when granted).
-    retry_after: float
-    #: True when refused because the daily budget is spent (``retry_after`` is then the time to the reset).
-    exhausted: bool
 
 
 class IdentifySlots(Protocol):

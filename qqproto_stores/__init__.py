@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from qqproto import SessionState, SessionStore, session_key
 
+from ._fencing import FencedOut, FencedSessionStore
 from ._sqlite import SQLiteSessionStore
 
 __all__ = [
+    "FencedOut",
+    "FencedSessionStore",
     "RedisSessionStore",
     "SQLiteSessionStore",
     "SessionState",

@@ -65,7 +65,8 @@ class AsyncioFleet:
 
     async def stop(self) -> None:
         """Close every shard keeping its session, then release the leases and leave the fleet."""
-        self._closing = True
+        self._closing = self._set.closed = True
+        self._wake()
         await asyncio.gather(
             *(gw.__aexit__(None, None, None) for gw in self._gateways.values()), *self._tasks, return_exceptions=True
         )

@@ -93,6 +93,8 @@ class ShardSet:
         self._may_serve = may_serve
         self._notices: list[ShardEvent] = []
         self._leaving: dict[int, Callable[[Driver], object]] = {}
+        #: A fleet's set goes on while it has no shard at all: it ends only once this is set.
+        self.closed = may_serve is None
 
     def join(self, shard_id: int, driver: Driver, gate: GateRunner, wake: Callable[[], object]) -> None:
         """Read ``driver`` as shard ``shard_id``: it asks ``gate`` before identifying, and ``wake`` wakes the reader."""
@@ -141,7 +143,7 @@ class ShardSet:
     @property
     def done(self) -> bool:
         """True once every shard's queue has ended and was drained (a fleet's set is never done while it runs)."""
-        return not self._notices and all(driver.events.done for driver in self.drivers.values())
+        return self.closed and not self._notices and all(driver.events.done for driver in self.drivers.values())
 
     def take(self) -> ShardEvent | None:
         """The next event of the shards in turn, or None; a shard that ended with ``Fatal`` raises :class:`ShardFatalError`."""

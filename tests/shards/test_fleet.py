@@ -1,0 +1,256 @@
+"""A fleet: three real ``qqproto connect --shards auto --coordinator`` processes over 12 shards.
+
+The platform is the loopback server ``qqproto serve-fake`` runs, here in the test's process so
+the test can push events into each shard and read who serves it; leases and sessions live in a
+real redis-server. Workers are killed with SIGKILL, and paused with SIGSTOP past their leases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from qqproto import session_key
+from qqproto.testing import PlatformConfig
+from qqproto.testing.serve import LoopbackPlatform
+
+SHARDS = 12
+LEASE_TTL = 2.0
+WINDOW = 0.5
+MAX_CONCURRENCY = 4
+WAIT = 40.0
+#: A takeover may take the TTL, one renewal round, a connect and a resume: this is the margin over the TTL.
+TAKEOVER_MARGIN = 3.0
+
+
+class Worker:
+    """One fleet worker process and the JSON lines it printed, read on a thread."""
+
+    def __init__(self, lp: LoopbackPlatform, redis_url: str, health_file: str) -> None:
+        pc = lp.platform.config
+        command = [
+            sys.executable, "-m", "qqproto_cli", "connect",
+            "--app-id", pc.app_id, "--transport", "asyncio",
+            "--api-base", lp.api_base, "--token-url", lp.token_url, "--ca-file", lp.ca_pem_path,
+            "--session-store", redis_url, "--shards", "auto", "--coordinator", redis_url,
+            "--lease-ttl", str(LEASE_TTL), "--identify-window", str(WINDOW), "--health-file", health_file,
+        ]  # fmt: skip
+        env = {**os.environ, "QQBOT_SECRET": pc.client_secret}
+        self.health_file = health_file
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.lines: list[dict[str, Any]] = []
+        self.changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self.changed:
+                self.lines.append({**json.loads(line), "at": time.monotonic()})
+                self.changed.notify_all()
+
+    def owned(self) -> set[int]:
+        """The shards this worker serves now, by its ShardClaimed and ShardReleased lines."""
+        mine: set[int] = set()
+        with self.changed:
+            for line in self.lines:
+                if line["event"] == "ShardClaimed":
+                    mine.add(line["shard"])
+                elif line["event"] == "ShardReleased":
+                    mine.discard(line["shard"])
+        return mine
+
+    def seen(self, kind: str) -> list[dict[str, Any]]:
+        with self.changed:
+            return [line for line in self.lines if line["event"] == kind]
+
+    def stderr(self) -> str:
+        if self.proc.poll() is None:
+            return "(running)"
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read()[-3000:]
+
+    def end(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def wait_until(condition: Callable[[], bool], what: str, workers: list[Worker], timeout: float = WAIT) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` and the workers' state if it never does."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            state = [(w.proc.pid, sorted(w.owned()), w.stderr()) for w in workers]
+            pytest.fail(f"timed out waiting for {what}; workers: {state}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def lp() -> Iterator[LoopbackPlatform]:
+    config = PlatformConfig(
+        heartbeat_interval_ms=1000,
+        shards_suggested=SHARDS,
+        max_concurrency=MAX_CONCURRENCY,
+        identify_window=WINDOW,
+    )
+    with LoopbackPlatform(config=config, seed=5) as server:
+        yield server
+
+
+@pytest.fixture
+def fleet(lp: LoopbackPlatform, redis_url: str, redis_client: Any, tmp_path: Any) -> Iterator[list[Worker]]:
+    workers = [Worker(lp, redis_url, str(tmp_path / f"health-{n}.json")) for n in range(3)]
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.end()
+
+
+def spread_evenly(workers: list[Worker]) -> bool:
+    owned = [w.owned() for w in workers if w.proc.poll() is None]
+    together = set().union(*owned)
+    return (
+        together == set(range(SHARDS))
+        and sum(map(len, owned)) == SHARDS
+        and max(map(len, owned)) - min(map(len, owned)) <= 1
+    )
+
+
+def push(lp: LoopbackPlatform, tag: str, per_shard: int) -> list[str]:
+    """Push ``per_shard`` events into every shard's session; their ids."""
+    ids = []
+    for shard in range(SHARDS):
+        for n in range(per_shard):
+            event_id = f"C2C_MESSAGE_CREATE:{tag}-{shard}-{n}"
+            lp.call(lambda p, now: p.push_event("C2C_MESSAGE_CREATE", {"id": event_id}, now, event_id, shard=shard))
+            ids.append(event_id)
+    return ids
+
+
+def delivered(workers: list[Worker]) -> list[str]:
+    return [line["event_id"] for w in workers for line in w.seen("Dispatch")]
+
+
+def identifies_per_bucket_window(lp: LoopbackPlatform) -> int:
+    """The most Identifies the fake admitted in one bucket within one window, across every process."""
+    times: dict[int, list[float]] = lp.call(lambda p, now: {k: list(v) for k, v in p.shards.identify_times.items()})
+    most = 0
+    for bucket in range(MAX_CONCURRENCY):
+        stamps = sorted(t for shard, ts in times.items() if shard % MAX_CONCURRENCY == bucket for t in ts)
+        for i, start in enumerate(stamps):
+            most = max(most, sum(1 for t in stamps[i:] if t - start < WINDOW))
+    return most
+
+
+def steady(lp: LoopbackPlatform, workers: list[Worker]) -> None:
+    wait_until(lambda: spread_evenly(workers), "12 shards spread evenly over 3 workers", workers)
+    wait_until(
+        lambda: len(lp.call(lambda p, now: [s for s in range(SHARDS) if p._current.get(s) is not None])) == SHARDS,
+        "a session on every shard",
+        workers,
+    )
+
+
+def test_steady_state_every_shard_one_owner_every_event_once(lp: LoopbackPlatform, fleet: list[Worker]) -> None:
+    steady(lp, fleet)
+    ids = push(lp, "steady", 10)
+    wait_until(lambda: set(ids) <= set(delivered(fleet)), "every event delivered", fleet)
+    got = delivered(fleet)
+    assert sorted(got) == sorted(ids), "an event was delivered twice, or one nobody pushed"
+    peak = lp.call(lambda p, now: dict(p.shards.peak_live))
+    assert all(peak[s] == 1 for s in range(SHARDS)), peak
+    assert identifies_per_bucket_window(lp) <= 1
+    assert lp.platform.counters.close_codes_sent.get(4008, 0) == 0, "an Identify was over the ration"
+    with open(fleet[0].health_file) as handle:
+        health = json.load(handle)
+    assert health["alive"] and health["fleet"]["members"] == 3, health
+    assert health["fleet"]["members"] == 3 and health["fleet"]["coordinator_error"] is None
+
+
+def test_a_killed_worker_is_taken_over_and_resumed_within_the_ttl(lp: LoopbackPlatform, fleet: list[Worker]) -> None:
+    steady(lp, fleet)
+    before = push(lp, "before", 5)
+    wait_until(lambda: set(before) <= set(delivered(fleet)), "the first events", fleet)
+    victim, others = fleet[0], fleet[1:]
+    orphans = victim.owned()
+    identifies = lp.platform.counters.identifies
+    victim.proc.kill()
+    killed_at = time.monotonic()
+    during = push(lp, "during", 5)  # queued in sessions nobody serves until the takeover
+
+    def resumed_elsewhere() -> bool:
+        return all(
+            any(line["shard"] == s and line["at"] > killed_at for w in others for line in w.seen("Resumed"))
+            for s in orphans
+        )
+
+    wait_until(resumed_elsewhere, "the dead worker's shards resumed elsewhere", fleet, LEASE_TTL + TAKEOVER_MARGIN + 5)
+    took = max(line["at"] for w in others for line in w.seen("Resumed") if line["shard"] in orphans) - killed_at
+    assert took <= LEASE_TTL + TAKEOVER_MARGIN, f"takeover took {took:.2f} s"
+    assert lp.platform.counters.identifies == identifies, "a taken-over shard identified instead of resuming"
+    after = push(lp, "after", 5)
+    wanted = set(before) | set(during) | set(after)
+    wait_until(lambda: wanted <= set(delivered(fleet)), "every event, none lost", fleet)
+    wait_until(lambda: spread_evenly(others), "the 12 shards spread over the 2 live workers", fleet)
+
+
+def test_a_paused_worker_stops_its_stale_shards(lp: LoopbackPlatform, fleet: list[Worker], redis_client: Any) -> None:
+    steady(lp, fleet)
+    paused, others = fleet[0], fleet[1:]
+    stale = paused.owned()
+    paused.proc.send_signal(signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    during = push(lp, "paused", 3)
+
+    def taken_over() -> bool:
+        return stale <= set().union(*(w.owned() for w in others)) and all(
+            any(line["shard"] == s and line["at"] > stopped_at for w in others for line in w.seen("Resumed"))
+            for s in stale
+        )
+
+    wait_until(taken_over, "the paused worker's shards taken over", fleet)
+    lp.call(lambda p, now: p.shards.peak_live.update(dict.fromkeys(range(SHARDS), 1)))
+    continued_at = time.monotonic()
+    paused.proc.send_signal(signal.SIGCONT)
+    wait_until(lambda: not (paused.owned() & stale), "the paused worker to stop its stale shards", fleet)
+    after = push(lp, "continued", 3)
+    wanted = set(during) | set(after)
+    wait_until(lambda: wanted <= set(delivered(others)), "every event to the new owners", fleet)
+    stale_lines = [line for line in paused.seen("Dispatch") if line["shard"] in stale and line["at"] > continued_at]
+    assert stale_lines == [], "the paused worker handed out events of shards it no longer owned"
+    peak = lp.call(lambda p, now: dict(p.shards.peak_live))
+    assert all(peak[s] == 1 for s in stale), f"a shard was served twice after the takeover: {peak}"
+    # The store holds what the new owners finished, never a write of the paused worker's.
+    for shard in stale:
+        owner_seqs = [line["seq"] for w in others for line in w.seen("Dispatch") if line["shard"] == shard]
+        key = "qqproto:session:" + session_key(lp.platform.config.app_id, (shard, SHARDS))
+        top = max(owner_seqs)
+        wait_until(
+            lambda key=key, top=top: json.loads(redis_client.get(key))["seq"] == top,
+            f"shard {shard}'s stored seq to be its new owner's",
+            fleet,
+            5.0,
+        )
+
+
+def test_redis_unavailable_at_start_is_a_clear_error(lp: LoopbackPlatform, tmp_path: Any) -> None:
+    worker = Worker(lp, "redis://127.0.0.1:9/0", str(tmp_path / "health.json"))
+    assert worker.proc.wait(timeout=WAIT) == 1
+    assert "127.0.0.1:9" in worker.stderr()
