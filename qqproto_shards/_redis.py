@@ -36,9 +36,14 @@ return redis.call('ZCARD', KEYS[1])
 _MEMBERS = _NOW_MS + "return redis.call('ZRANGEBYSCORE', KEYS[1], string.format('(%d', now), '+inf')"
 
 # KEYS: lease, token counter. ARGV: member, ttl ms.
+# A token is never below the server's time in microseconds (below 2^53, exact in Lua), so
+# tokens keep growing even after Redis restarts without its data, and fences kept in
+# another store stay meaningful.
 _CLAIM = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local token = redis.call('INCR', KEYS[2])
+local t = redis.call('TIME')
+local token = math.max(redis.call('INCR', KEYS[2]), t[1] * 1000000 + t[2])
+redis.call('SET', KEYS[2], string.format('%d', token))
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. string.format('%d', token), 'PX', ARGV[2])
 return token
 """

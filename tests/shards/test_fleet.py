@@ -35,13 +35,13 @@ TAKEOVER_MARGIN = 3.0
 class Worker:
     """One fleet worker process and the JSON lines it printed, read on a thread."""
 
-    def __init__(self, lp: LoopbackPlatform, redis_url: str, health_file: str) -> None:
+    def __init__(self, lp: LoopbackPlatform, redis_url: str, health_file: str, store: str | None = None) -> None:
         pc = lp.platform.config
         command = [
             sys.executable, "-m", "qqproto_cli", "connect",
             "--app-id", pc.app_id, "--transport", "asyncio",
             "--api-base", lp.api_base, "--token-url", lp.token_url, "--ca-file", lp.ca_pem_path,
-            "--session-store", redis_url, "--shards", "auto", "--coordinator", redis_url,
+            "--session-store", store or redis_url, "--shards", "auto", "--coordinator", redis_url,
             "--lease-ttl", str(LEASE_TTL), "--identify-window", str(WINDOW), "--health-file", health_file,
         ]  # fmt: skip
         env = {**os.environ, "QQBOT_SECRET": pc.client_secret}
@@ -254,3 +254,45 @@ def test_redis_unavailable_at_start_is_a_clear_error(lp: LoopbackPlatform, tmp_p
     worker = Worker(lp, "redis://127.0.0.1:9/0", str(tmp_path / "health.json"))
     assert worker.proc.wait(timeout=WAIT) == 1
     assert "127.0.0.1:9" in worker.stderr()
+
+
+def read_health(worker: Worker) -> dict[str, Any]:
+    try:
+        with open(worker.health_file) as handle:
+            return dict(json.load(handle))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def test_redis_lost_mid_run_running_shards_keep_running(lp: LoopbackPlatform, tmp_path: Any) -> None:
+    from stores.redis_server import restartable_redis
+
+    with restartable_redis(tmp_path) as server:
+        worker = Worker(lp, server.url, str(tmp_path / "health.json"), store=f"sqlite:{tmp_path / 'sessions.db'}")
+        try:
+            wait_until(lambda: worker.owned() == set(range(SHARDS)), "one worker serving all 12 shards", [worker])
+            wait_until(lambda: len(worker.seen("Ready")) == SHARDS, "12 sessions", [worker])
+            identifies = lp.platform.counters.identifies
+            server.stop()
+            during = push(lp, "outage", 3)
+            wait_until(lambda: set(during) <= set(delivered([worker])), "events during the outage", [worker])
+
+            def says_unreachable() -> bool:
+                fleet = read_health(worker).get("fleet") or {}
+                return "127.0.0.1" in (fleet.get("coordinator_error") or "")
+
+            wait_until(says_unreachable, "the health file to say the coordinator is unreachable", [worker])
+            assert read_health(worker)["alive"] and worker.owned() == set(range(SHARDS))
+            assert worker.seen("ShardReleased") == [], "a shard was stopped while Redis was away"
+            server.start()  # empty: every lease is gone, and is claimed again
+            wait_until(
+                lambda: (read_health(worker).get("fleet") or {}).get("coordinator_error", "x") is None,
+                "the health file to say the coordinator is back",
+                [worker],
+            )
+            wait_until(lambda: len(worker.seen("ShardClaimed")) == 2 * SHARDS, "every shard claimed again", [worker])
+            after = push(lp, "back", 3)
+            wait_until(lambda: set(after) <= set(delivered([worker])), "events after the outage", [worker])
+            assert lp.platform.counters.identifies == identifies, "a re-claimed shard identified instead of resuming"
+        finally:
+            worker.end()

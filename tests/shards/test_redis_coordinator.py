@@ -49,10 +49,10 @@ def wait_for(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
 def test_a_free_shard_is_claimed_once_and_shows_its_owner(make: Callable[..., RedisCoordinator]) -> None:
     a, b = make("a"), make("b")
     token = a.claim(3, 30)
-    assert token == 1
+    assert token is not None
     assert a.claim(3, 30) is None, "held by itself: a second claim must not grant a second token"
     assert b.claim(3, 30) is None
-    assert a.owners(5) == {0: None, 1: None, 2: None, 3: ("a", 1), 4: None}
+    assert a.owners(5) == {0: None, 1: None, 2: None, 3: ("a", token), 4: None}
 
 
 def test_renew_extends_only_the_exact_lease(make: Callable[..., RedisCoordinator]) -> None:
@@ -102,8 +102,8 @@ def test_tokens_grow_across_expiry_and_takeover_and_the_former_owner_is_locked_o
 def test_each_app_has_its_own_keys_under_the_prefix(
     make: Callable[..., RedisCoordinator], redis_client: redis.Redis
 ) -> None:
-    assert make("a", app_id="app1").claim(0, 30) == 1
-    assert make("a", app_id="app2").claim(0, 30) == 1, "another bot's shard 0 is another lease"
+    assert make("a", app_id="app1").claim(0, 30) is not None
+    assert make("a", app_id="app2").claim(0, 30) is not None, "another bot's shard 0 is another lease"
     make("a", app_id="app1").join(30)
     keys = [key.decode() for key in redis_client.keys("*")]
     assert keys and all(key.startswith(("qqproto:app1:", "qqproto:app2:")) for key in keys), keys
@@ -151,7 +151,6 @@ def test_two_processes_racing_for_twelve_shards_leave_each_with_exactly_one_owne
     assert set(won["p1"]) | set(won["p2"]) == set(range(12))
     owners = make("reader").owners(12)
     assert owners == {shard: (m, won[m][shard]) for m in won for shard in won[m]}
-    assert all(token == 1 for grants in won.values() for token in grants.values()), "one grant, one token"
 
 
 # -- membership ----------------------------------------------------------------------------
@@ -331,7 +330,18 @@ def test_redis_going_away_raises_unavailable_and_coming_back_works_again(tmp_pat
 
 def test_a_client_passed_in_is_used_named_and_left_open(redis_client: redis.Redis, redis_url: str) -> None:
     coordinator = RedisCoordinator(redis_client, "app", member_id="a")
-    assert coordinator.claim(0, 30) == 1
+    assert coordinator.claim(0, 30) is not None
     assert redis_url in repr(coordinator)
     coordinator.close()
     assert redis_client.ping(), "closing the coordinator must not close a client it was given"
+
+
+def test_tokens_keep_growing_after_redis_loses_its_data(
+    make: Callable[..., RedisCoordinator], redis_client: redis.Redis
+) -> None:
+    a = make("a")
+    before = a.claim(0, 30)
+    assert before is not None
+    redis_client.flushdb()  # a restart without persistence
+    after = make("b").claim(0, 30)
+    assert after is not None and after > before, "a fence raised with the old token would refuse the new owner"
