@@ -153,8 +153,10 @@ def test_the_counters_report_every_shard_below_the_limit() -> None:
         "last_seq": {"0": 1, "1": None, "2": 2},
     }
     net.platform.connection_lost(two.conn_id, net.now)
+    assert control(net, "POST", "events", {"shard": 2})[0] == 200  # logged for a resume, sent to nobody
     shards = control(net, "GET", "counters")[1]["shards"]
     assert shards["live"] == {"0": 1, "1": 0, "2": 0} and shards["sessions"] == ids  # detached, still resumable
+    assert shards["last_seq"] == {"0": 1, "1": None, "2": 3}
 
 
 def identify_at(net: Net, token: str, times_and_shards: list[tuple[float, int]], count: int) -> None:
