@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import random
 import secrets
@@ -12,6 +13,7 @@ import ssl
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from qqproto.testing import PLANS, PlatformConfig
@@ -33,6 +35,9 @@ def add_parser(commands: Any) -> None:
         "--plan-speed", type=float, default=1.0, metavar="X", help="play the plan X times as fast (default 1)"
     )
     parser.add_argument("--control-token", help="the control endpoint's bearer token (default: a random one)")
+    shards = parser.add_argument_group("shards and session starts (what /gateway/bot reports, and enforced)")
+    for flag, field, convert, metavar, what in SHARD_FLAGS:
+        shards.add_argument(flag, dest=field, type=convert, metavar=metavar, help=what)
     parser.add_argument(
         "--run",
         dest="command_to_run",
@@ -45,6 +50,84 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--webhook-ca", metavar="PEM", help="trust this CA for the callback URL's certificate")
     parser.set_defaults(run=run)
+
+
+def _whole_number(least: int, most: int = 10**9) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``least`` to ``most``."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if not least <= value <= most:
+            raise argparse.ArgumentTypeError(f"wants a whole number from {least} to {most}, not {text!r}")
+        return value
+
+    return convert
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"wants a positive number of seconds, not {text!r}")
+    return value
+
+
+#: The most shards the fake serves: the counters list every shard, so the count stays within reason.
+MAX_SHARDS = 10_000
+
+#: Flags that set the platform's shard and session-start limits: flag, PlatformConfig field, type, metavar, help.
+SHARD_FLAGS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
+    (
+        "--shards",
+        "shards_suggested",
+        _whole_number(1, MAX_SHARDS),
+        "N",
+        "the shard count /gateway/bot suggests and the most an Identify may give (default 1)",
+    ),
+    (
+        "--max-concurrency",
+        "max_concurrency",
+        _whole_number(1),
+        "M",
+        "Identifies per window, one per bucket shard_id %% M (default 1)",
+    ),
+    ("--identify-window", "identify_window", _seconds, "S", "seconds of one max_concurrency window (default 5)"),
+    (
+        "--session-starts",
+        "session_start_total",
+        _whole_number(0),
+        "T",
+        "session_start_limit's total: session starts per reset period (default 1000)",
+    ),
+    (
+        "--starts-reset-after",
+        "session_start_window",
+        _seconds,
+        "S",
+        "seconds from the first session start until all are back (default 86400)",
+    ),
+)
+
+
+def platform_config(args: argparse.Namespace) -> PlatformConfig:
+    """The platform's settings from the command line: a plan's, if one is named, then the flags."""
+    config = PlatformConfig(heartbeat_interval_ms=args.heartbeat_ms, session_lifetime=args.session_lifetime)
+    if args.plan:
+        platform = PLANS[args.plan].platform
+        lifetime = platform.session_lifetime
+        config = dataclasses.replace(
+            platform,
+            heartbeat_interval_ms=args.heartbeat_ms,
+            session_lifetime=args.session_lifetime or (lifetime / args.plan_speed if lifetime else None),
+        )
+    given = {field: getattr(args, field) for _, field, _, _, _ in SHARD_FLAGS if getattr(args, field) is not None}
+    return dataclasses.replace(config, **given)
 
 
 def environment(loopback: LoopbackPlatform, config: PlatformConfig, token: str) -> dict[str, str]:
@@ -65,15 +148,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plan_speed <= 0 or args.events_per_second < 0:
         print("qqproto serve-fake: --plan-speed must be positive and --events-per-second not negative", file=sys.stderr)
         return 2
-    config = PlatformConfig(heartbeat_interval_ms=args.heartbeat_ms, session_lifetime=args.session_lifetime)
+    config = platform_config(args)
     plan = PLANS[args.plan] if args.plan else None
-    if plan is not None:
-        lifetime = plan.platform.session_lifetime
-        config = dataclasses.replace(
-            plan.platform,
-            heartbeat_interval_ms=args.heartbeat_ms,
-            session_lifetime=args.session_lifetime or (lifetime / args.plan_speed if lifetime else None),
-        )
     token = args.control_token or secrets.token_urlsafe(18)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())  # stop cleanly, removing the CA file

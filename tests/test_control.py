@@ -86,6 +86,15 @@ def test_an_event_without_a_session_is_answered_409_and_counted_as_undeliverable
     assert counters["events_undeliverable"] == 1 and counters["events_pushed"] == 1
 
 
+@pytest.mark.parametrize("shard", [-1, "1", 1.5, True, None, [0]])
+def test_an_event_for_a_shard_that_is_not_a_whole_number_from_0_is_refused(control: Control, shard: Any) -> None:
+    status, body = ask(control, "POST", "events", {"event_type": "C2C_MESSAGE_CREATE", "shard": shard})
+    assert status == 400 and "shard must be a whole number from 0" in body["message"]
+    counters = ask(control, "GET", "counters")[1]
+    assert counters["events_pushed"] == 0 and counters["events_undeliverable"] == 0
+
+
 def test_an_unknown_route_lists_the_known_ones(control: Control) -> None:
     status, body = ask(control, "DELETE", "counters")
     assert status == 404 and "GET /_qqproto/counters" in body["message"]
+    assert "POST /_qqproto/shards/reset_peaks" in body["message"]

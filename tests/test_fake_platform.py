@@ -73,9 +73,11 @@ class Net:
             self.pump()
         self.now = target
 
-    def http(self, method: str, target: str, body: object = None, token: str | None = None) -> tuple[int, Any]:
+    def http(
+        self, method: str, target: str, body: object = None, token: str | None = None, scheme: str = "QQBot"
+    ) -> tuple[int, Any]:
         client = HTTPClient(self)
-        client.request(method, target, body, token)
+        client.request(method, target, body, token, scheme)
         answer = client.response()
         assert answer is not None
         return answer
@@ -106,11 +108,13 @@ class HTTPClient:
         self.conn_id = net.connect()
         self.h11 = h11.Connection(h11.CLIENT)
 
-    def request(self, method: str, target: str, body: object = None, token: str | None = None) -> None:
+    def request(
+        self, method: str, target: str, body: object = None, token: str | None = None, scheme: str = "QQBot"
+    ) -> None:
         payload = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
         headers = [("host", "127.0.0.1"), ("content-length", str(len(payload)))]
         if token is not None:
-            headers.append(("authorization", f"QQBot {token}"))
+            headers.append(("authorization", f"{scheme} {token}"))
         data = self.h11.send(h11.Request(method=method, target=target, headers=headers)) or b""
         data += self.h11.send(h11.Data(data=payload)) or b""
         data += self.h11.send(h11.EndOfMessage()) or b""

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 from test_fake_platform import Gateway, Net
 
 from qqproto.testing import PlatformConfig
+from qqproto.testing._control import Control
+
+CONTROL_TOKEN = "shard-control"
 
 
 def ready(gateway: Gateway) -> dict[str, object]:
     payload = gateway.payloads()[0]
     assert payload["t"] == "READY", payload
     return dict(payload["d"])
+
+
+def with_control(config: PlatformConfig) -> Net:
+    net = Net(config)
+    net.platform.control = Control(net.platform, CONTROL_TOKEN, random.Random(1))
+    return net
+
+
+def control(net: Net, method: str, route: str, body: object = None) -> tuple[int, Any]:
+    """One request to the control endpoint, as HTTP/1.1 bytes through the platform."""
+    return net.http(method, f"/_qqproto/{route}", body, token=CONTROL_TOKEN, scheme="Bearer")
 
 
 def test_the_shard_count_is_the_one_gateway_bot_reports() -> None:
@@ -91,3 +108,87 @@ def test_a_shard_served_in_turn_peaks_at_one() -> None:
     again.resume(token, session_id, 1)
     assert again.payloads()[-1]["t"] == "RESUMED"
     assert net.platform.shards.peak_live == {0: 1}
+
+
+def test_an_event_goes_into_the_session_of_the_shard_it_names() -> None:
+    net = with_control(PlatformConfig(shards_suggested=2, max_concurrency=2))
+    token = net.token()
+    zero, one = Gateway(net), Gateway(net)
+    zero.identify(token, shard=[0, 2])
+    one.identify(token, shard=[1, 2])
+    ready(zero)
+    ready(one)
+    assert control(net, "POST", "events", {"event_id": "to-one", "shard": 1}) == (200, {"seq": 2, "event_id": "to-one"})
+    assert [(p["s"], p["id"]) for p in one.payloads()] == [(2, "to-one")] and zero.payloads() == []
+    assert control(net, "POST", "events", {"event_id": "to-zero"})[0] == 200  # shard 0 by default
+    assert [p["id"] for p in zero.payloads()] == ["to-zero"] and one.payloads() == []
+
+
+def test_an_event_for_a_shard_without_a_session_is_answered_409() -> None:
+    net = with_control(PlatformConfig(shards_suggested=2, max_concurrency=2))
+    zero = Gateway(net)
+    zero.identify(net.token(), shard=[0, 2])
+    ready(zero)
+    status, body = control(net, "POST", "events", {"shard": 1})
+    assert status == 409 and "shard 1 has no session" in body["message"]
+    assert zero.payloads() == [] and net.platform.counters.events_undeliverable == 1
+
+
+def test_the_counters_report_every_shard_below_the_limit() -> None:
+    net = with_control(PlatformConfig(shards_suggested=3, max_concurrency=3))
+    token = net.token()
+    zero, two = Gateway(net), Gateway(net)
+    zero.identify(token, shard=[0, 3])
+    net.advance(1.5)
+    two.identify(token, shard=[2, 3])
+    ids = {"0": ready(zero)["session_id"], "1": None, "2": ready(two)["session_id"]}
+    control(net, "POST", "events", {"shard": 2})
+    assert control(net, "GET", "counters")[1]["shards"] == {
+        "live": {"0": 1, "1": 0, "2": 1},
+        "peak_live": {"0": 1, "1": 0, "2": 1},
+        "identifies": {"0": 1, "1": 0, "2": 1},
+        "identify_times": {"0": [0.0], "1": [], "2": [1.5]},
+        "max_identifies_per_window": 2,
+        "sessions": ids,
+        "last_seq": {"0": 1, "1": None, "2": 2},
+    }
+    net.platform.connection_lost(two.conn_id, net.now)
+    assert control(net, "POST", "events", {"shard": 2})[0] == 200  # logged for a resume, sent to nobody
+    shards = control(net, "GET", "counters")[1]["shards"]
+    assert shards["live"] == {"0": 1, "1": 0, "2": 0} and shards["sessions"] == ids  # detached, still resumable
+    assert shards["last_seq"] == {"0": 1, "1": None, "2": 3}
+
+
+def identify_at(net: Net, token: str, times_and_shards: list[tuple[float, int]], count: int) -> None:
+    for at, shard_id in times_and_shards:
+        net.advance(at - net.now)
+        gateway = Gateway(net)
+        gateway.identify(token, shard=[shard_id, count])
+        ready(gateway)
+
+
+def test_max_identifies_per_window_counts_every_bucket_within_one_window() -> None:
+    net = with_control(PlatformConfig(shards_suggested=4, max_concurrency=2))
+    identify_at(net, net.token(), [(0, 0), (3, 1), (5, 2), (8, 3)], 4)  # any 5 s holds two
+    assert control(net, "GET", "counters")[1]["shards"]["max_identifies_per_window"] == 2
+
+
+def test_max_identifies_per_window_counts_a_span_without_its_end() -> None:
+    net = with_control(PlatformConfig(shards_suggested=2))
+    identify_at(net, net.token(), [(0, 0), (5, 1)], 2)  # one window apart: never two within one
+    assert control(net, "GET", "counters")[1]["shards"]["max_identifies_per_window"] == 1
+
+
+def test_reset_peaks_starts_again_from_the_sockets_serving_now() -> None:
+    net = with_control(PlatformConfig(shards_suggested=2, max_concurrency=2))
+    token = net.token()
+    first, other = Gateway(net), Gateway(net)
+    first.identify(token, shard=[0, 2])
+    other.identify(token, shard=[1, 2])
+    session_id = str(ready(first)["session_id"])
+    ready(other)
+    Gateway(net).resume(token, session_id, 1)  # a takeover: shard 0 served twice for a moment
+    assert control(net, "GET", "counters")[1]["shards"]["peak_live"] == {"0": 2, "1": 1}
+    net.platform.connection_lost(other.conn_id, net.now)
+    assert control(net, "POST", "shards/reset_peaks") == (200, {"peak_live": {"0": 1, "1": 0}})
+    assert control(net, "GET", "counters")[1]["shards"]["peak_live"] == {"0": 1, "1": 0}

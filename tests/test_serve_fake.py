@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import http.client
 import json
 import os
@@ -17,6 +19,7 @@ import pytest
 from test_cli import lines_of, wait_for
 
 from qqproto import Dispatch, GatewayConfig, Ready, ReconnectScheduled, Resumed
+from qqproto_cli import serve_fake
 from transports.threaded import GatewayThread
 
 TOKEN = "control-token-for-tests"
@@ -45,6 +48,18 @@ class ServedFake:
         conn = http.client.HTTPSConnection(url.hostname or "", url.port, context=self.ssl_context, timeout=DEADLINE)
         try:
             headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            conn.request(method, url.path, json.dumps(body).encode() if body is not None else None, headers)
+            answer = conn.getresponse()
+            return answer.status, json.loads(answer.read())
+        finally:
+            conn.close()
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None, token: str = "") -> tuple[int, Any]:
+        """One request to the platform's own API, as a bot makes it; the status and the decoded answer."""
+        url = urlsplit(self.printed["api_base"] + path)
+        conn = http.client.HTTPSConnection(url.hostname or "", url.port, context=self.ssl_context, timeout=DEADLINE)
+        try:
+            headers = {"Authorization": f"QQBot {token}", "Content-Type": "application/json"}
             conn.request(method, url.path, json.dumps(body).encode() if body is not None else None, headers)
             answer = conn.getresponse()
             return answer.status, json.loads(answer.read())
@@ -152,3 +167,86 @@ def test_a_plan_strikes_its_faults_on_the_wall_clock(served: ServedFake) -> None
             break
         assert time.monotonic() < deadline, counters["faults_struck"]
         time.sleep(0.1)
+
+
+SHARD_OPTIONS = ("--shards", "2", "--max-concurrency", "2", "--identify-window", "60")
+
+
+@pytest.mark.parametrize(
+    "served",
+    [("--shards", "12", "--max-concurrency", "4", "--session-starts", "30", "--starts-reset-after", "90")],
+    indirect=True,
+)
+def test_the_shard_flags_are_what_gateway_bot_reports(served: ServedFake) -> None:
+    credentials = {"appId": served.printed["app_id"], "clientSecret": served.printed["client_secret"]}
+    token = served.api("POST", "/app/getAppAccessToken", credentials)[1]["access_token"]
+    status, body = served.api("GET", "/gateway/bot", token=token)
+    assert status == 200 and body["shards"] == 12
+    assert body["session_start_limit"] == {"total": 30, "remaining": 30, "reset_after": 90000, "max_concurrency": 4}
+
+
+def parsed(*options: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    serve_fake.add_parser(parser.add_subparsers())
+    return parser.parse_args(["serve-fake", *options])
+
+
+def test_the_shard_flags_set_the_platform_on_top_of_a_plan() -> None:
+    config = serve_fake.platform_config(parsed("--plan", "production", *SHARD_OPTIONS, "--starts-reset-after", "9.5"))
+    assert (config.shards_suggested, config.shard_limit, config.max_concurrency) == (2, 2, 2)
+    assert (config.identify_window, config.session_start_window) == (60.0, 9.5)
+    assert config.gateway_rate_limit == serve_fake.PLANS["production"].platform.gateway_rate_limit
+    assert serve_fake.platform_config(parsed()).identify_window == 5.0  # the platform's own
+
+
+@pytest.mark.parametrize(
+    "option, value, words",
+    [
+        ("--shards", "0", "whole number from 1 to 10000"),
+        ("--shards", "10001", "whole number from 1 to 10000"),
+        ("--shards", "two", "whole number from 1"),
+        ("--max-concurrency", "0", "whole number from 1"),
+        ("--session-starts", "-1", "whole number from 0"),
+        ("--session-starts", "1.5", "whole number from 0"),
+        ("--identify-window", "0", "positive number of seconds"),
+        ("--identify-window", "nan", "positive number of seconds"),
+        ("--starts-reset-after", "inf", "positive number of seconds"),
+        ("--starts-reset-after", "-3", "positive number of seconds"),
+    ],
+)
+def test_a_bad_shard_flag_is_refused_naming_it(
+    capsys: pytest.CaptureFixture[str], option: str, value: str, words: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parsed(f"{option}={value}")  # the parser only: a flag let through must not start a server here
+    assert exited.value.code == 2
+    assert f"argument {option}: wants a {words}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("served", [SHARD_OPTIONS], indirect=True)
+def test_shards_in_other_processes_are_counted_and_reached_one_by_one(served: ServedFake) -> None:
+    before = time.monotonic()
+    gateways = [
+        GatewayThread(dataclasses.replace(served.client_config(), shard=(k, 2)), served.ssl_context) for k in (0, 1)
+    ]
+    for gateway in gateways:
+        gateway.start()
+    try:
+        streams = [gateway.events() for gateway in gateways]
+        session_ids = [next_event(events, lambda e: isinstance(e, Ready)).session_id for events in streams]
+        after = time.monotonic()
+        status, pushed = served.control("POST", "events", {"event_id": "for-shard-1", "shard": 1})
+        assert status == 200
+        dispatch = next_event(streams[1], lambda e: isinstance(e, Dispatch))
+        assert (dispatch.event_id, dispatch.seq) == ("for-shard-1", pushed["seq"])
+        shards = served.control("GET", "counters")[1]["shards"]
+        reset = served.control("POST", "shards/reset_peaks")
+    finally:
+        for gateway in gateways:
+            gateway.stop()
+    assert shards["live"] == shards["peak_live"] == {"0": 1, "1": 1}
+    assert shards["sessions"] == {"0": session_ids[0], "1": session_ids[1]}
+    assert shards["last_seq"] == {"0": 1, "1": 2} and shards["identifies"] == {"0": 1, "1": 1}
+    assert shards["max_identifies_per_window"] == 2
+    assert all(before <= t <= after for times in shards["identify_times"].values() for t in times)  # monotonic seconds
+    assert reset == (200, {"peak_live": {"0": 1, "1": 1}})

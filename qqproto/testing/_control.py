@@ -2,12 +2,16 @@
 
 Every request carries ``Authorization: Bearer <token>``.  The routes, under ``/_qqproto``:
 
-``GET  /_qqproto/counters``  the platform's counters, the faults struck and the events pushed, as JSON
-``POST /_qqproto/events``    ``{"event_type", "data", "event_id"}`` (each optional: a realistic message
-                             event is made up for what is missing); answers ``{"seq", "event_id"}``, or 409
-                             when no session is there to receive it
+``GET  /_qqproto/counters``  the platform's counters, the faults struck and the events pushed, as JSON;
+                             ``"shards"`` holds the per-shard figures of :meth:`ShardRules.report`
+                             (keyed by shard id as a string, as JSON object keys are strings)
+``POST /_qqproto/events``    ``{"event_type", "data", "event_id", "shard"}`` (each optional: a realistic
+                             message event is made up for what is missing; ``shard`` defaults to 0); answers
+                             ``{"seq", "event_id"}``, or 409 when the shard has no session to receive it
 ``POST /_qqproto/faults``    ``{"fault": NAME, "value": N}``; NAME is a key of :data:`FAULTS`, ``value``
                              overrides its default (the close code, or how many answers fail)
+``POST /_qqproto/shards/reset_peaks``  ``peak_live`` starts again from the sockets serving each shard now;
+                             answers ``{"peak_live"}``
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Callable
 from ._dispatches import DispatchGenerator
 from ._faults import strike
 from ._http_server import HTTPRequest
-from ._json import loads
+from ._json import is_int, loads
 from ._plans import Fault
 from ._platform import FakeQQPlatform
 
@@ -64,6 +68,7 @@ class Control:
             ("GET", "counters"): lambda body, now: (200, self.counters()),
             ("POST", "events"): self._push_event,
             ("POST", "faults"): self._strike,
+            ("POST", "shards/reset_peaks"): self._reset_peaks,
         }
 
     def __call__(self, request: HTTPRequest, now: float) -> Answer | None:
@@ -86,11 +91,14 @@ class Control:
         return route(body, now)
 
     def counters(self) -> dict[str, object]:
-        """The platform's counters, the faults struck (by description) and the events pushed from this side."""
+        """The platform's counters, the faults struck (by description), the events pushed from this side, and
+        the per-shard figures under ``"shards"`` (JSON object keys are strings: shard ids come as ``"0"``, ``"1"``...).
+        """
         return {
             **self._platform.counters.to_dict(),
             "faults_struck": dict(self.faults_struck),
             "events_pushed": self.events_pushed,
+            "shards": self._platform.shard_report(),
         }
 
     def strike(self, fault: Fault, value: float, now: float) -> None:
@@ -99,24 +107,40 @@ class Control:
         self.faults_struck[fault.value] += 1
 
     def push_event(
-        self, now: float, event_type: str | None = None, data: object = None, event_id: str | None = None
+        self,
+        now: float,
+        event_type: str | None = None,
+        data: object = None,
+        event_id: str | None = None,
+        *,
+        shard: int = 0,
     ) -> tuple[int | None, str]:
-        """Push a dispatch, made up where not given: its seq (None when no session took it) and its id."""
+        """Push a dispatch into ``shard``'s session, made up where not given: its seq (None when no session
+        took it) and its id."""
         made_type, made_data, made_id = self._events.next(now)
         event_type = event_type or made_type
         event_id = event_id or f"{event_type}:{made_id.partition(':')[2]}"
         self.events_pushed += 1
-        seq = self._platform.push_event(event_type, made_data if data is None else data, now, event_id)
+        seq = self._platform.push_event(event_type, made_data if data is None else data, now, event_id, shard=shard)
         return seq, event_id
 
     def _push_event(self, body: dict[str, object], now: float) -> Answer:
         event_type, data, event_id = body.get("event_type"), body.get("data"), body.get("event_id")
         if not isinstance(event_type, (str, type(None))) or not isinstance(event_id, (str, type(None))):
             return 400, {"message": "event_type and event_id must be strings"}
-        seq, event_id = self.push_event(now, event_type, data, event_id)
+        shard = body.get("shard", 0)
+        if not is_int(shard) or shard < 0:
+            return 400, {"message": f"shard must be a whole number from 0 up, not {shard!r}"}
+        seq, event_id = self.push_event(now, event_type, data, event_id, shard=shard)
         if seq is None:
-            return 409, {"message": "no session is open: the event was not delivered", "event_id": event_id}
+            message = f"shard {shard} has no session open: the event was not delivered"
+            return 409, {"message": message, "event_id": event_id}
         return 200, {"seq": seq, "event_id": event_id}
+
+    def _reset_peaks(self, body: dict[str, object], now: float) -> Answer:
+        self._platform.shards.reset_peaks()
+        report = self._platform.shard_report()
+        return 200, {"peak_live": report["peak_live"]}
 
     def _strike(self, body: dict[str, object], now: float) -> Answer:
         name, given = body.get("fault"), body.get("value")

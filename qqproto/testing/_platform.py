@@ -20,7 +20,7 @@ of §4's list, §14.N item N of §14's.
 | intents outside ``allowed_intents`` → close 4014; with ``intents_field_behaviour``, op 9 ``false`` then close 4903 "create session error" | §5.1, §6, §14.9 |
 | ``shard`` ``[id, count]`` needs ``0 <= id < count <= max_shards`` (default: ``/gateway/bot``'s ``shards``), else close 4010 | §3.1, §5.1, §8.1 |
 | one Identify per ``identify_window`` (5 s) per bucket ``shard_id % max_concurrency``; another → close 4008 "identify rate limit" | §8.1 (the refusal is UNCONFIRMED) |
-| ``shards.peak_live``: per shard, the most sockets serving it at once; ``shards.identify_times``: when each shard identified | (bookkeeping) |
+| ``shards.peak_live``: per shard, the most sockets serving it at once (``reset_peaks`` restarts it); ``shards.identify_times``: when each shard identified; :meth:`shard_report` | (bookkeeping) |
 | success → READY ``{"op": 0, "s": 1, "t": "READY", "d": {version, session_id, user, shard}}``; one session start is used | §3.1, §8.1 |
 | no session starts left → op 9 ``false`` then close 4903 | §8.3 (close code UNCONFIRMED) |
 | Resume with a bad token → close 4004; an unknown session, or one detached longer than ``resume_window`` → op 9 ``false`` | §3.1, §5.2, §5.3 (window UNCONFIRMED) |
@@ -190,6 +190,10 @@ class FakeQQPlatform(GatewayProtocol):
             if sock.session is not None and (sock.heartbeat_deadline is None or sock.heartbeat_deadline > now):
                 return True
         return False
+
+    def shard_report(self) -> dict[str, object]:
+        """Per-shard figures with each shard's current session, as JSON-ready data (:meth:`ShardRules.report`)."""
+        return self.shards.report(self._current)
 
     # -- events -------------------------------------------------------------------------
 

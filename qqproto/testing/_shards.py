@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ._json import is_int
+from ._sessions import Session
 
 __all__ = ["TOO_MANY_IDENTIFIES", "ShardRules"]
 
@@ -55,3 +58,40 @@ class ShardRules:
     def released(self, shard_id: int, conn_id: int) -> None:
         """Socket ``conn_id`` no longer serves ``shard_id``."""
         self._serving.get(shard_id, set()).discard(conn_id)
+
+    def live(self, shard_id: int) -> int:
+        """How many sockets serve ``shard_id`` now."""
+        return len(self._serving.get(shard_id, ()))
+
+    def reset_peaks(self) -> None:
+        """Let ``peak_live`` start again from the sockets serving each shard now."""
+        self.peak_live = {shard_id: len(live) for shard_id, live in self._serving.items()}
+
+    def max_identifies_per_window(self) -> int:
+        """The most Identifies admitted, all buckets together, within any window-long span ``[t, t + window)``."""
+        times = sorted(t for shard_times in self.identify_times.values() for t in shard_times)
+        most = first = 0
+        for last, t in enumerate(times):
+            while times[first] <= t - self._window:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
+    def report(self, sessions: Mapping[int, Session]) -> dict[str, object]:
+        """Per-shard figures as JSON-ready data: one entry for every shard below the shard limit.
+
+        JSON object keys are strings, so shard ids are keys like ``"0"``; times are the ``now`` the
+        platform was given (the server's monotonic seconds); ``sessions`` and ``last_seq`` are those of
+        each shard's current session, None where it has none.
+        """
+        ids = range(self._shard_limit)
+        current = {shard_id: sessions.get(shard_id) for shard_id in ids}
+        return {
+            "live": {str(k): self.live(k) for k in ids},
+            "peak_live": {str(k): self.peak_live.get(k, 0) for k in ids},
+            "identifies": {str(k): len(self.identify_times.get(k, ())) for k in ids},
+            "identify_times": {str(k): list(self.identify_times.get(k, ())) for k in ids},
+            "max_identifies_per_window": self.max_identifies_per_window(),
+            "sessions": {str(k): None if s is None else s.session_id for k, s in current.items()},
+            "last_seq": {str(k): None if s is None else s.last_seq for k, s in current.items()},
+        }
