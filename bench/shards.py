@@ -53,13 +53,18 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * resource.getpagesize()
 
 
-async def measure(server: Server, settings: Settings) -> dict[str, Any]:
-    """Open the shards, wait for every READY, idle a few heartbeats; the raw counts."""
+async def measure(server: Server, settings: Settings, *, trace: bool) -> dict[str, Any]:
+    """Open the shards, wait for every READY, idle a few heartbeats; the raw counts.
+
+    With ``trace`` only memory counts: tracing every allocation slows the bring-up, which is
+    therefore timed, with the idle span, in a pass of its own without it.
+    """
     count, window = settings.shards, settings.shards_identify_window
     config = server.client_config()
     selector = asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
     gc.collect()
-    tracemalloc.start()
+    if trace:
+        tracemalloc.start()
     traced_before, rss_before = tracemalloc.get_traced_memory()[0], rss_bytes()
     shards = open_shards(
         config, range(count), shard_count=count, ssl_context=server.ssl_context(), identify_window=window
@@ -76,11 +81,13 @@ async def measure(server: Server, settings: Settings) -> dict[str, Any]:
         gc.collect()
         traced, rss = tracemalloc.get_traced_memory()[0] - traced_before, rss_bytes() - rss_before
         tracemalloc.stop()
+        if trace:
+            return {"traced": traced, "rss": rss}
         wakeups, cpu, started = selector.wakeups, time.process_time(), time.perf_counter()
         await asyncio.sleep(settings.shards_idle_seconds)
         idle = (time.perf_counter() - started, selector.wakeups - wakeups, time.process_time() - cpu)
         states = {h.state for h in shards.health().values()}
-    return {"bringup": bringup, "traced": traced, "rss": rss, "idle": idle, "states": states}
+    return {"bringup": bringup, "idle": idle, "states": states}
 
 
 def run(settings: Settings) -> Figures:
@@ -94,12 +101,14 @@ def run(settings: Settings) -> Figures:
         identify_window=window,
         session_start_total=2 * count,
     )
-    with Server(platform) as server:
-        loop = asyncio.SelectorEventLoop(CountingSelector())
-        try:
-            raw = loop.run_until_complete(measure(server, settings))
-        finally:
-            loop.close()
+    raw: dict[str, Any] = {}
+    for trace in (False, True):
+        with Server(platform) as server:
+            loop = asyncio.SelectorEventLoop(CountingSelector())
+            try:
+                raw.update(loop.run_until_complete(measure(server, settings, trace=trace)))
+            finally:
+                loop.close()
     seconds, wakeups, cpu = raw["idle"]
     minutes = seconds / 60
     heartbeats_per_minute = 60.0 / (settings.shards_heartbeat_ms / 1000 * HEARTBEAT_RATIO)
