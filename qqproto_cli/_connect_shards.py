@@ -8,9 +8,12 @@ import dataclasses
 import json
 import ssl
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from qqproto import GatewayConfig, SessionStore
+
+if TYPE_CHECKING:
+    from transports.asyncio_shards import Shards
 
 __all__ = ["add_arguments", "run_shards", "shards_spec"]
 
@@ -54,18 +57,6 @@ def run_shards(
     """Run the shards until ``until()`` holds; ``ShardFatalError`` comes out when a shard gives up."""
     if args.transport == "trio":
         raise SystemExit("qqproto connect: --shards runs on asyncio (or thread); not on trio yet")
-    asyncio.run(_run(args, config, ssl_context, store, print_line, write_health, until))
-
-
-async def _run(
-    args: argparse.Namespace,
-    config: GatewayConfig,
-    ssl_context: ssl.SSLContext | None,
-    store: SessionStore | None,
-    print_line: Callable[[dict[str, Any]], None],
-    write_health: Callable[[dict[str, Any]], None],
-    until: Callable[[], bool],
-) -> None:
     from transports.asyncio_shards import open_shards
 
     coordinator = None
@@ -74,44 +65,60 @@ async def _run(
 
         coordinator = RedisCoordinator(args.coordinator, config.app_id)
     shards: range | Literal["auto"] = "auto" if args.shards == "auto" else range(args.shards)
-    running = open_shards(
-        config,
-        shards,
-        ssl_context=ssl_context,
-        session_store=store,
-        coordinator=coordinator,
-        lease_ttl=args.lease_ttl,
-        identify_window=args.identify_window,
-    )
-    state = "fatal"
+
+    async def serve() -> None:
+        running = open_shards(
+            config,
+            shards,
+            ssl_context=ssl_context,
+            session_store=store,
+            coordinator=coordinator,
+            lease_ttl=args.lease_ttl,
+            identify_window=args.identify_window,
+        )
+        state = "fatal"
+        try:
+            async with running:
+                await _consume(running, print_line, write_health, until)
+                state = "closed"
+        finally:
+            write_health(_health(running, state))
+
     try:
-        async with running:
-
-            async def consume() -> None:
-                async for shard_event in running:
-                    event = shard_event.event
-                    fields = dataclasses.asdict(event) if dataclasses.is_dataclass(event) else {}
-                    print_line({"shard": shard_event.shard, "event": type(event).__name__, **fields})
-
-            task = asyncio.ensure_future(consume())
-            try:
-                while not task.done() and not until():
-                    await asyncio.wait({task}, timeout=TICK)
-                    write_health(_health(running, "running"))
-            finally:
-                if not task.done():
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-            if not task.cancelled():
-                task.result()
-            state = "closed"
+        asyncio.run(serve())
     finally:
-        write_health(_health(running, state))
         if coordinator is not None:
             coordinator.close()
 
 
-def _health(running: Any, state: str) -> dict[str, Any]:
+async def _consume(
+    running: Shards,
+    print_line: Callable[[dict[str, Any]], None],
+    write_health: Callable[[dict[str, Any]], None],
+    until: Callable[[], bool],
+) -> None:
+    """Print each event as a line and keep the health file fresh, until ``until()`` holds or the stream ends."""
+
+    async def consume() -> None:
+        async for shard_event in running:
+            event = shard_event.event
+            fields = dataclasses.asdict(event) if dataclasses.is_dataclass(event) else {}
+            print_line({"shard": shard_event.shard, "event": type(event).__name__, **fields})
+
+    task = asyncio.ensure_future(consume())
+    try:
+        while not task.done() and not until():
+            await asyncio.wait({task}, timeout=TICK)
+            write_health(_health(running, "running"))
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if not task.cancelled():
+        task.result()
+
+
+def _health(running: Shards, state: str) -> dict[str, Any]:
     """The health file of a shard set: each shard's health, and the fleet's view."""
     fleet = running.fleet_health()
     return {
