@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import math
 import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,6 +30,17 @@ def shards_spec(text: str) -> str | int:
     raise argparse.ArgumentTypeError(f"--shards takes 'auto' or a shard count > 0, not {text!r}")
 
 
+def seconds(text: str) -> float:
+    """A number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"wants a number of seconds > 0, not {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of shard mode."""
     group = parser.add_argument_group("shards: many gateway sessions of one bot (asyncio)")
@@ -38,9 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="redis://HOST:PORT/DB",
         help="be one worker of a fleet: take shard leases here (start the same command N times)",
     )
-    group.add_argument("--lease-ttl", type=float, default=10.0, metavar="S", help="shard lease lifetime (default 10)")
+    group.add_argument("--lease-ttl", type=seconds, default=10.0, metavar="S", help="shard lease lifetime (default 10)")
     group.add_argument(
-        "--identify-window", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS
+        "--identify-window", type=seconds, default=5.0, metavar="S", help=argparse.SUPPRESS
     )  # the platform's 5 s; shorter only against a fake configured the same way
 
 

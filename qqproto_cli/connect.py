@@ -104,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
     if args.coordinator and args.shards is None:
         print("qqproto connect: --coordinator needs --shards (auto, or the fleet's shard count)", file=sys.stderr)
         return 2
+    if args.coordinator and store is None:
+        print(
+            "qqproto connect: --coordinator needs --session-store: a taken-over shard resumes from it", file=sys.stderr
+        )
+        return 2
     stop = _StopOnSignal()
     try:
         ssl_context = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from ._coordination import IdentifyTurn
+from ._coordination import CoordinatorUnavailable, IdentifyTurn
 
 __all__ = ["Coordinator", "FleetHealth", "FleetMember", "IdentifySlots", "shard_targets"]
 
@@ -91,8 +91,8 @@ class FleetMember:
     """Holds this process's share of ``shard_count`` shards under leases of ``lease_ttl`` seconds.
 
     ``on_claimed(shard, token)`` starts a shard (its fencing token already raised in the store
-    by ``prepare``); ``on_lost(shard, reason)`` stops one at once; ``on_shed(shard)`` asks for a
-    graceful stop, after which the runtime calls :meth:`shard_stopped` and the lease is released.
+    by ``prepare``); ``on_lost(shard, reason)`` stops one at once; ``on_shed(shard, token)`` asks
+    for a graceful stop, after which the runtime calls :meth:`shard_stopped` and the lease is released.
     """
 
     def __init__(
@@ -103,7 +103,7 @@ class FleetMember:
         lease_ttl: float,
         on_claimed: Callable[[int, int], None],
         on_lost: Callable[[int, str], None],
-        on_shed: Callable[[int], None],
+        on_shed: Callable[[int, int], None],
         prepare: Callable[[int, int], None] = lambda shard, token: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -121,10 +121,11 @@ class FleetMember:
         self._leases: dict[int, int] = {}
         self._confirmed_at: dict[int, float] = {}
         self._shedding: set[int] = set()
-        self._stopped_shards: set[int] = set()
+        self._stopped_shards: set[tuple[int, int]] = set()
         self._members = 0
         self._error: str | None = None
-        self._last_attempt = float("-inf")
+        #: When the last round that found the coordinator unreachable began (None: the last round worked).
+        self._unreachable_at: float | None = None
         self._closing = False
         self._thread: threading.Thread | None = None
 
@@ -137,10 +138,10 @@ class FleetMember:
         self._thread = threading.Thread(target=self._run, name="qqproto-fleet", daemon=True)
         self._thread.start()
 
-    def shard_stopped(self, shard: int) -> None:
-        """Shard ``shard`` has stopped on the runtime's side: its lease, if still held, is released next."""
+    def shard_stopped(self, shard: int, token: int) -> None:
+        """Shard ``shard``, started under ``token``, has stopped on the runtime's side: that lease, if still held, is released next."""
         with self._lock:
-            self._stopped_shards.add(shard)
+            self._stopped_shards.add((shard, token))
             self._lock.notify()
 
     def may_serve(self, shard: int) -> bool:
@@ -155,7 +156,7 @@ class FleetMember:
                 return False
             if now < self._confirmed_at.get(shard, float("-inf")) + self.lease_ttl:
                 return True
-            return self._error is not None and now < self._last_attempt + 2 * self.round
+            return self._unreachable_at is not None and now < self._unreachable_at + 2 * self.round
 
     def health(self) -> FleetHealth:
         """A snapshot of this member's leases and its view of the fleet."""
@@ -183,8 +184,6 @@ class FleetMember:
     def step(self) -> None:
         """One round: membership, renewals, releases, then claims or one hand-back toward this member's share."""
         started = self._clock()
-        with self._lock:
-            self._last_attempt = started
         try:
             self._renew_all(started)
             self._release_stopped()
@@ -193,16 +192,19 @@ class FleetMember:
                 self._members = len(members)
             target = shard_targets(self.shard_count, members).get(self.coordinator.member_id, 0)
             self._move_toward(target, started)
-        except Exception as exc:  # the coordinator is unreachable: keep what runs, claim nothing
+        except Exception as exc:  # unreachable: keep what runs, claim nothing; a store that fails: claim later
             with self._lock:
                 if self._error is None:
-                    log.warning("fleet: coordinator unreachable, running shards keep running: %s", exc)
+                    log.warning("fleet: round failed, running shards keep running: %s", exc)
                 self._error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, CoordinatorUnavailable):
+                    self._unreachable_at = started
             return
         with self._lock:
             if self._error is not None:
-                log.warning("fleet: coordinator reachable again")
+                log.warning("fleet: rounds work again")
             self._error = None
+            self._unreachable_at = None
 
     def _run(self) -> None:
         while True:
@@ -237,7 +239,8 @@ class FleetMember:
     def _release_stopped(self) -> None:
         with self._lock:
             stopped, self._stopped_shards = self._stopped_shards, set()
-            released = {shard: self._leases.pop(shard) for shard in stopped if shard in self._leases}
+            # Only the lease the shard stopped under: a newer one of the same shard stays.
+            released = {shard: self._leases.pop(shard) for shard, token in stopped if self._leases.get(shard) == token}
             for shard in released:
                 self._confirmed_at.pop(shard, None)
                 self._shedding.discard(shard)
@@ -251,13 +254,14 @@ class FleetMember:
             shard = max(keeping)  # one per round: the others keep serving while it moves
             with self._lock:
                 self._shedding.add(shard)
-            self._on_shed(shard)
+                shed_token = self._leases[shard]
+            self._on_shed(shard, shed_token)
             return
         wanted = target - len(keeping)
         if wanted <= 0:
             return
         for shard, owner in sorted(self.coordinator.owners(self.shard_count).items()):
-            if wanted == 0 or owner is not None:
+            if wanted == 0 or owner is not None or self._closing:
                 continue
             token = self.coordinator.claim(shard, self.lease_ttl)
             if token is None:

@@ -65,7 +65,9 @@ def check_fleet(wanted: tuple[list[int], int] | Literal["auto"], store: object, 
         raise LocalProtocolError(
             f"with a coordinator, shards are the whole fleet's: 'auto' or range(shard_count), got {wanted[0]!r}"
         )
-    if store is not None and not all(callable(getattr(store, name, None)) for name in ("raise_fence", "save_fenced")):
+    if store is None:
+        raise LocalProtocolError("with a coordinator, give a session store: a taken-over shard resumes from it")
+    if not all(callable(getattr(store, name, None)) for name in ("raise_fence", "save_fenced", "clear_fenced")):
         raise LocalProtocolError(
             f"with a coordinator, the session store must be fenced (qqproto_stores has two): {store!r}"
         )

@@ -77,7 +77,9 @@ class Gateway(Driver):
     async def __aenter__(self) -> Gateway:
         self._loop = asyncio.get_running_loop()
         keeper = self.keeper
-        self.begin(await self._loop.run_in_executor(None, keeper.restore) if keeper else None)
+        restored = await self._loop.run_in_executor(None, keeper.restore) if keeper else None
+        if not self.stopped:  # abandon() may have come while the store was read
+            self.begin(restored)
         return self
 
     async def __aexit__(

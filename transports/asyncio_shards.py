@@ -127,7 +127,7 @@ class Shards:
         if self.gate is not None:
             self.gate.close()
         if self.fleet is not None:
-            await self.fleet.stop()
+            await self.fleet.stop((exc_type, exc, tb))
             return
         await asyncio.gather(
             *(gw.__aexit__(exc_type, exc, tb) for gw in self._gateways.values()), return_exceptions=True
@@ -181,6 +181,7 @@ class Shards:
             self._gateways,
             lambda shard_id, store: self._shard(gate, shard_id, count, store),
             self._arrival.set,
+            gate.detach,
         )
         try:
             await self.fleet.start()

@@ -296,3 +296,15 @@ def test_redis_lost_mid_run_running_shards_keep_running(lp: LoopbackPlatform, tm
             assert lp.platform.counters.identifies == identifies, "a re-claimed shard identified instead of resuming"
         finally:
             worker.end()
+
+
+def test_a_fleet_worker_without_a_session_store_is_refused(redis_url: str) -> None:
+    command = [sys.executable, "-m", "qqproto_cli", "connect", "--app-id", "1", "--shards", "auto"]
+    done = subprocess.run(
+        [*command, "--coordinator", redis_url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "QQBOT_SECRET": "s"},
+        timeout=WAIT,
+    )
+    assert done.returncode == 2 and "--session-store" in done.stderr, done.stderr

@@ -1,0 +1,82 @@
+"""One fleet member's rounds against a real redis-server, stepped by hand: what it claims, loses and releases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from qqproto import GatewayConfig, LocalProtocolError
+from qqproto_shards import FleetMember, shard_targets
+from qqproto_shards._redis import RedisCoordinator
+from transports.asyncio_shards import open_shards
+
+TTL = 30.0
+
+
+class Recorder:
+    """A member whose news is written down instead of starting shards."""
+
+    def __init__(self, url: str, shard_count: int, member_id: str) -> None:
+        self.coordinator = RedisCoordinator(url, "app", member_id=member_id)
+        self.news: list[tuple[str, int, object]] = []
+        self.member = FleetMember(
+            self.coordinator,
+            shard_count,
+            lease_ttl=TTL,
+            on_claimed=lambda shard, token: self.news.append(("claimed", shard, token)),
+            on_lost=lambda shard, reason: self.news.append(("lost", shard, reason)),
+            on_shed=lambda shard, token: self.news.append(("shed", shard, token)),
+        )
+
+
+@pytest.fixture
+def recorder(redis_url: str, redis_client: redis.Redis) -> Iterator[Recorder]:
+    made = Recorder(redis_url, 2, "m1")
+    yield made
+    made.coordinator.close()
+
+
+def test_shares_are_as_even_as_the_count_allows() -> None:
+    assert shard_targets(12, ["b", "a", "c"]) == {"a": 4, "b": 4, "c": 4}
+    assert shard_targets(5, ["b", "a"]) == {"a": 3, "b": 2}
+    assert sum(shard_targets(1000, [str(n) for n in range(7)]).values()) == 1000
+
+
+def test_a_late_stop_of_an_old_lease_keeps_the_new_one(recorder: Recorder, redis_client: redis.Redis) -> None:
+    recorder.member.step()
+    first = {shard: token for kind, shard, token in recorder.news if kind == "claimed"}
+    assert set(first) == {0, 1}
+    redis_client.delete("qqproto:app:lease:0")  # the lease expired during a pause; nobody took it
+    recorder.member.step()  # renewal finds it lost, and the same round claims it again
+    again = [(shard, token) for kind, shard, token in recorder.news[2:] if kind == "claimed"]
+    assert [kind for kind, _, _ in recorder.news[2:]] == ["lost", "claimed"] and again[0][0] == 0
+    new_token = again[0][1]
+    assert isinstance(new_token, int) and new_token > first[0]
+    recorder.member.shard_stopped(0, first[0])  # the runtime's news of the old shard, arriving late
+    recorder.member.step()
+    assert recorder.coordinator.owners(2)[0] == ("m1", new_token), "the late stop released the newer lease"
+    recorder.member.shard_stopped(0, new_token)
+    recorder.member.step()
+    assert recorder.news[-1][0] == "claimed", "a stopped shard's lease is released, then claimed again"
+
+
+def test_a_member_over_its_share_hands_back_one_shard_per_round(redis_url: str, redis_client: redis.Redis) -> None:
+    alone = Recorder(redis_url, 2, "m1")
+    alone.member.step()
+    assert len(alone.news) == 2
+    newcomer = Recorder(redis_url, 2, "m2")
+    newcomer.coordinator.join(TTL)
+    alone.member.step()
+    assert alone.news[-1] == ("shed", 1, alone.coordinator.owners(2)[1][1]), alone.news  # type: ignore[index]
+    alone.member.step()
+    assert alone.news[-1][0] == "shed" and len(alone.news) == 3, "a shard being handed on is not handed on twice"
+
+
+def test_a_fleet_without_a_session_store_is_refused() -> None:
+    config = GatewayConfig(app_id="1", client_secret="s", intents=1)
+    with pytest.raises(LocalProtocolError, match="session store"):
+        open_shards(config, range(4), coordinator=object())
+    with pytest.raises(LocalProtocolError, match="whole fleet"):
+        open_shards(config, [1, 2], shard_count=4, coordinator=object(), session_store=object())
