@@ -44,22 +44,17 @@ class ServedFake:
         self, method: str, route: str, body: dict[str, Any] | None = None, token: str = TOKEN
     ) -> tuple[int, Any]:
         """One request to the control endpoint; the status and the decoded answer."""
-        url = urlsplit(self.printed["control_url"] + route)
-        conn = http.client.HTTPSConnection(url.hostname or "", url.port, context=self.ssl_context, timeout=DEADLINE)
-        try:
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-            conn.request(method, url.path, json.dumps(body).encode() if body is not None else None, headers)
-            answer = conn.getresponse()
-            return answer.status, json.loads(answer.read())
-        finally:
-            conn.close()
+        return self._request(method, self.printed["control_url"] + route, body, f"Bearer {token}")
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None, token: str = "") -> tuple[int, Any]:
         """One request to the platform's own API, as a bot makes it; the status and the decoded answer."""
-        url = urlsplit(self.printed["api_base"] + path)
+        return self._request(method, self.printed["api_base"] + path, body, f"QQBot {token}")
+
+    def _request(self, method: str, where: str, body: dict[str, Any] | None, authorization: str) -> tuple[int, Any]:
+        url = urlsplit(where)
         conn = http.client.HTTPSConnection(url.hostname or "", url.port, context=self.ssl_context, timeout=DEADLINE)
         try:
-            headers = {"Authorization": f"QQBot {token}", "Content-Type": "application/json"}
+            headers = {"Authorization": authorization, "Content-Type": "application/json"}
             conn.request(method, url.path, json.dumps(body).encode() if body is not None else None, headers)
             answer = conn.getresponse()
             return answer.status, json.loads(answer.read())
