@@ -75,7 +75,10 @@ def run_shards(
     if args.coordinator:
         from qqproto_shards._redis import RedisCoordinator
 
-        coordinator = RedisCoordinator(args.coordinator, config.app_id)
+        try:
+            coordinator = RedisCoordinator(args.coordinator, config.app_id)
+        except ValueError as exc:  # not a Redis URL
+            raise SystemExit(f"qqproto connect: --coordinator {args.coordinator}: {exc}") from None
     shards: range | Literal["auto"] = "auto" if args.shards == "auto" else range(args.shards)
 
     async def serve() -> None:
