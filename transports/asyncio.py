@@ -16,6 +16,7 @@ Ready, Resumed and Dispatch never are.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import ssl
 from collections.abc import Coroutine
@@ -66,6 +67,8 @@ class Gateway(Driver):
     ) -> None:
         super().__init__(conn, config, ssl_context, events, lock, keeper)
         self._loop: asyncio.AbstractEventLoop | None = None
+        with contextlib.suppress(RuntimeError):  # made on the loop (a fleet's shard): health works before start
+            self._loop = asyncio.get_running_loop()
         self._connecting: dict[int, asyncio.Task[None]] = {}
         self._streams: dict[int, Stream] = {}
         self._tasks: set[asyncio.Task[None]] = set()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Iterator
 
 import pytest
 import redis
 
-from qqproto import GatewayConfig, LocalProtocolError
+from qqproto import GatewayConfig, Health, LocalProtocolError, QQGatewayConnection
 from qqproto_shards import FleetMember, shard_targets
 from qqproto_shards._redis import RedisCoordinator
+from transports._common import EventQueue
+from transports.asyncio import Gateway
 from transports.asyncio_shards import open_shards
 
 TTL = 30.0
@@ -80,3 +84,15 @@ def test_a_fleet_without_a_session_store_is_refused() -> None:
         open_shards(config, range(4), coordinator=object())
     with pytest.raises(LocalProtocolError, match="whole fleet"):
         open_shards(config, [1, 2], shard_count=4, coordinator=object(), session_store=object())
+
+
+def test_a_shard_made_on_the_loop_reports_health_before_it_starts() -> None:
+    # A fleet makes a shard's gateway when its lease is won and starts it a moment later; the
+    # health file is written in between.
+    config = GatewayConfig(app_id="1", client_secret="s", intents=1)
+
+    async def made_on_the_loop() -> Health:
+        gateway = Gateway(QQGatewayConnection(config, random.Random(0)), config, None, EventQueue(16))
+        return gateway.health()
+
+    assert asyncio.run(made_on_the_loop()).connected is False
