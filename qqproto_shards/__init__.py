@@ -1,13 +1,14 @@
 """Many shards of one bot: the identify gate they share, and a fleet's leases in a coordinator."""
 
 from ._coordination import CoordinatorUnavailable, IdentifyTurn
-from ._fleet import Coordinator, FleetHealth, FleetMember, IdentifySlots, shard_targets
+from ._fleet import Coordinator, FleetCoordinator, FleetHealth, FleetMember, IdentifySlots, shard_targets
 from ._gate import IDENTIFY_WINDOW, GateHealth, IdentifyRation
 
 __all__ = [
     "IDENTIFY_WINDOW",
     "Coordinator",
     "CoordinatorUnavailable",
+    "FleetCoordinator",
     "FleetHealth",
     "FleetMember",
     "GateHealth",

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from ._coordination import CoordinatorUnavailable, IdentifyTurn
 
-__all__ = ["Coordinator", "FleetHealth", "FleetMember", "IdentifySlots", "shard_targets"]
+__all__ = ["Coordinator", "FleetCoordinator", "FleetHealth", "FleetMember", "IdentifySlots", "shard_targets"]
 
 log = logging.getLogger("qqproto.shards")
 
@@ -58,6 +58,10 @@ class IdentifySlots(Protocol):
     def identify_sent(self, bucket: int, holder: str, window: float) -> None: ...
 
     def give_back(self, bucket: int, holder: str) -> None: ...
+
+
+class FleetCoordinator(Coordinator, IdentifySlots, Protocol):
+    """What a fleet needs of its coordinator: leases and membership, and the shared identify ration."""
 
 
 def shard_targets(shard_count: int, members: list[str]) -> dict[str, int]:
@@ -224,7 +228,7 @@ class FleetMember:
                 with self._lock:
                     self._confirmed_at[shard] = started
             else:
-                self._lose(shard, token, "its lease expired and another process holds it")
+                self._lose(shard, token, "its lease is no longer ours (it expired, or Redis lost it)")
 
     def _lose(self, shard: int, token: int, reason: str) -> None:
         with self._lock:

@@ -110,14 +110,19 @@ def test_a_shard_served_in_turn_peaks_at_one() -> None:
     assert net.platform.shards.peak_live == {0: 1}
 
 
-def test_an_event_goes_into_the_session_of_the_shard_it_names() -> None:
-    net = with_control(PlatformConfig(shards_suggested=2, max_concurrency=2))
-    token = net.token()
+def two_shards(net: Net, token: str) -> tuple[Gateway, Gateway, str]:
+    """Shards 0 and 1 of 2, each in a session of its own; and shard 0's session id."""
     zero, one = Gateway(net), Gateway(net)
     zero.identify(token, shard=[0, 2])
     one.identify(token, shard=[1, 2])
-    ready(zero)
+    session_id = str(ready(zero)["session_id"])
     ready(one)
+    return zero, one, session_id
+
+
+def test_an_event_goes_into_the_session_of_the_shard_it_names() -> None:
+    net = with_control(PlatformConfig(shards_suggested=2, max_concurrency=2))
+    zero, one, _ = two_shards(net, net.token())
     assert control(net, "POST", "events", {"event_id": "to-one", "shard": 1}) == (200, {"seq": 2, "event_id": "to-one"})
     assert [(p["s"], p["id"]) for p in one.payloads()] == [(2, "to-one")] and zero.payloads() == []
     assert control(net, "POST", "events", {"event_id": "to-zero"})[0] == 200  # shard 0 by default
@@ -182,11 +187,7 @@ def test_max_identifies_per_window_counts_a_span_without_its_end() -> None:
 def test_reset_peaks_starts_again_from_the_sockets_serving_now() -> None:
     net = with_control(PlatformConfig(shards_suggested=2, max_concurrency=2))
     token = net.token()
-    first, other = Gateway(net), Gateway(net)
-    first.identify(token, shard=[0, 2])
-    other.identify(token, shard=[1, 2])
-    session_id = str(ready(first)["session_id"])
-    ready(other)
+    _, other, session_id = two_shards(net, token)
     Gateway(net).resume(token, session_id, 1)  # a takeover: shard 0 served twice for a moment
     assert control(net, "GET", "counters")[1]["shards"]["peak_live"] == {"0": 2, "1": 1}
     net.platform.connection_lost(other.conn_id, net.now)

@@ -8,7 +8,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from qqproto import OpenSocket, SessionStore, session_key
-from qqproto_shards import FleetMember
+from qqproto_shards import FleetCoordinator, FleetMember
+from qqproto_stores import FencedSessionStore
 
 from ._fleet_parts import FencedStoreView
 from ._shard_set import ShardClaimed, ShardReleased, ShardSet
@@ -29,10 +30,10 @@ class AsyncioFleet:
 
     def __init__(
         self,
-        member_options: dict[str, Any],
-        coordinator: Any,
+        coordinator: FleetCoordinator,
         shard_count: int,
-        store: Any,
+        lease_ttl: float,
+        store: FencedSessionStore,
         app_id: str,
         shard_set: ShardSet,
         gateways: dict[int, Gateway],
@@ -61,7 +62,7 @@ class AsyncioFleet:
             on_lost=self._threadsafe(self._lost),
             on_shed=self._threadsafe(self._shed),
             prepare=self._raise_fence,
-            **member_options,
+            lease_ttl=lease_ttl,
         )
 
     async def start(self) -> None:
@@ -92,8 +93,7 @@ class AsyncioFleet:
 
     def _raise_fence(self, shard_id: int, token: int) -> None:
         """Before a shard starts: its store refuses the former owner's writes from now on (blocking)."""
-        if self._store is not None:
-            self._store.raise_fence(session_key(self._app_id, (shard_id, self._count)), token)
+        self._store.raise_fence(session_key(self._app_id, (shard_id, self._count)), token)
 
     def _claimed(self, shard_id: int, token: int) -> None:
         if self._closing:
@@ -102,11 +102,8 @@ class AsyncioFleet:
             if self._tokens.get(shard_id) == token:
                 return
             self._drop(shard_id, "claimed again under a newer lease")  # the old one may not write any more
-        store = None
-        if self._store is not None:
-            fenced_out = self._threadsafe(lambda: self._lost(shard_id, "fenced out by a newer owner", token))
-            store = FencedStoreView(self._store, token, fenced_out)
-        gateway = self._make(shard_id, store)
+        fenced_out = self._threadsafe(lambda: self._lost(shard_id, "fenced out by a newer owner", token))
+        gateway = self._make(shard_id, FencedStoreView(self._store, token, fenced_out))
         gateway.hold_open = lambda action: self._hold(shard_id, gateway, action)
         self._gateways[shard_id] = gateway
         self._tokens[shard_id] = token

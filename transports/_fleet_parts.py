@@ -6,11 +6,10 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from qqproto import Action, IdentifySent, SessionState
-from qqproto_shards import IDENTIFY_WINDOW
-from qqproto_shards._fleet import IdentifySlots
+from qqproto_shards import IDENTIFY_WINDOW, IdentifySlots
+from qqproto_stores import FencedOut, FencedSessionStore
 
 from ._gate_runner import AsyncioGateRunner
 
@@ -125,7 +124,7 @@ class FencedStoreView:
     hears of it, and the write reports itself refused, as any refused save does.
     """
 
-    def __init__(self, store: Any, token: int, on_fenced_out: Callable[[], None]) -> None:
+    def __init__(self, store: FencedSessionStore, token: int, on_fenced_out: Callable[[], None]) -> None:
         self._store = store
         self._token = token
         self._on_fenced_out = on_fenced_out
@@ -134,21 +133,16 @@ class FencedStoreView:
         return f"{self._store!r} (fencing token {self._token})"
 
     def load(self, key: str) -> SessionState | None:
-        state: SessionState | None = self._store.load(key)
-        return state
+        return self._store.load(key)
 
     def save(self, key: str, state: SessionState) -> bool:
-        from qqproto_stores import FencedOut
-
         try:
-            return bool(self._store.save_fenced(key, state, self._token))
+            return self._store.save_fenced(key, state, self._token)
         except FencedOut:
             self._on_fenced_out()
             return False
 
     def clear(self, key: str) -> None:
-        from qqproto_stores import FencedOut
-
         try:
             self._store.clear_fenced(key, self._token)
         except FencedOut:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Literal
 
 from qqproto import Action, GatewayConfig, Health, LocalProtocolError, QQGatewayConnection
+from qqproto_stores import FencedSessionStore
 
 from ._common import Driver, EventQueue, GatewayFatalError
 from ._gate_runner import GateRunner
@@ -59,20 +60,21 @@ def check_shards(
     return ids, count
 
 
-def check_fleet(wanted: tuple[list[int], int] | Literal["auto"], store: object, lease_ttl: float) -> None:
-    """A fleet member runs the fleet's every shard by lease, over a fenced store; misuse raises an error that names it."""
+def check_fleet(wanted: tuple[list[int], int] | Literal["auto"], store: object, lease_ttl: float) -> FencedSessionStore:
+    """A fleet member runs the fleet's every shard by lease, over a fenced store (returned); misuse raises an error that names it."""
     if wanted != "auto" and wanted[0] != list(range(wanted[1])):
         raise LocalProtocolError(
             f"with a coordinator, shards are the whole fleet's: 'auto' or range(shard_count), got {wanted[0]!r}"
         )
     if store is None:
         raise LocalProtocolError("with a coordinator, give a session store: a taken-over shard resumes from it")
-    if not all(callable(getattr(store, name, None)) for name in ("raise_fence", "save_fenced", "clear_fenced")):
+    if not isinstance(store, FencedSessionStore):
         raise LocalProtocolError(
             f"with a coordinator, the session store must be fenced (qqproto_stores has two): {store!r}"
         )
     if not (isinstance(lease_ttl, (int, float)) and lease_ttl > 0):
         raise LocalProtocolError(f"lease_ttl must be a number of seconds > 0, got {lease_ttl!r}")
+    return store
 
 
 def shard_config(config: GatewayConfig, shard_id: int, count: int) -> GatewayConfig:

@@ -13,10 +13,11 @@ import ssl
 from collections.abc import Iterable
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, Literal
+from typing import Literal
 
 from qqproto import GatewayConfig, Health, LocalProtocolError, QQGatewayConnection, SessionStore
-from qqproto_shards import IDENTIFY_WINDOW, FleetHealth, GateHealth
+from qqproto_shards import IDENTIFY_WINDOW, FleetCoordinator, FleetHealth, GateHealth
+from qqproto_stores import FencedSessionStore
 
 from ._asyncio_fleet import AsyncioFleet
 from ._common import DEFAULT_MAX_PENDING_EVENTS, EventQueue
@@ -51,7 +52,7 @@ def open_shards(
     rng: random.Random | None = None,
     max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
     identify_window: float = IDENTIFY_WINDOW,
-    coordinator: Any = None,
+    coordinator: FleetCoordinator | None = None,
     lease_ttl: float = DEFAULT_LEASE_TTL,
 ) -> Shards:
     """Run ``shards`` (ids) of a bot sharded ``shard_count`` ways, on entering ``async with``.
@@ -66,9 +67,7 @@ def open_shards(
     :class:`ShardReleased`. The store must then be fenced (both of ``qqproto_stores`` are).
     """
     wanted = check_shards(shards, shard_count)
-    if coordinator is not None:
-        check_fleet(wanted, session_store, lease_ttl)
-    fleet = None if coordinator is None else (coordinator, lease_ttl)
+    fleet = None if coordinator is None else (coordinator, check_fleet(wanted, session_store, lease_ttl), lease_ttl)
     return Shards(config, wanted, ssl_context, session_store, rng, max_pending_events, identify_window, fleet)
 
 
@@ -84,7 +83,7 @@ class Shards:
         rng: random.Random | None,
         max_pending_events: int,
         identify_window: float,
-        fleet: tuple[Any, float] | None = None,
+        fleet: tuple[FleetCoordinator, FencedSessionStore, float] | None = None,
     ) -> None:
         self._config = config
         self._wanted = wanted
@@ -166,16 +165,18 @@ class Shards:
         """The shards this process runs."""
         return list(self._gateways)
 
-    async def _join_fleet(self, count: int, coordinator: Any, lease_ttl: float) -> None:
+    async def _join_fleet(
+        self, count: int, coordinator: FleetCoordinator, store: FencedSessionStore, lease_ttl: float
+    ) -> None:
         self.gate = gate = SharedGateRunner(coordinator, window=self._window)
         self._set = ShardSet(
             may_serve=lambda shard_id: self.fleet is not None and self.fleet.member.may_serve(shard_id)
         )
         self.fleet = AsyncioFleet(
-            {"lease_ttl": lease_ttl},
             coordinator,
             count,
-            self._store,
+            lease_ttl,
+            store,
             self._config.app_id,
             self._set,
             self._gateways,
