@@ -47,6 +47,8 @@ def _hypercorn_config(sock: socket.socket, ssl_context: ssl.SSLContext | None, g
     from hypercorn.config import Config, Sockets
 
     class BoundConfig(Config):
+        quiet_failed_tls_close = True  # our connections only: see _quiet_failed_tls_close
+
         @property
         def ssl_enabled(self) -> bool:
             return ssl_context is not None
@@ -62,6 +64,30 @@ def _hypercorn_config(sock: socket.socket, ssl_context: ssl.SSLContext | None, g
     config.errorlog = LOGGER
     config.accesslog = None
     return config
+
+
+def _quiet_failed_tls_close() -> None:
+    """End a connection of our server quietly when its TLS close fails (the peer wrote after our close_notify).
+
+    hypercorn's asyncio ``TCPServer._close`` lets that ``ssl.SSLError`` out of ``wait_closed()``
+    (pgjones/hypercorn#261, still in 0.18): the connection's task fails, asyncio logs it as unhandled,
+    and at shutdown it ends the graceful wait for the other connections.  No per-server hook exists,
+    so a subclass replaces hypercorn's class once; for other servers it does exactly what hypercorn does.
+    """
+    from hypercorn.asyncio import run, tcp_server
+
+    if run.TCPServer.__module__ == __name__:  # type: ignore[attr-defined]
+        return
+
+    class TCPServer(tcp_server.TCPServer):
+        async def _close(self) -> None:
+            try:
+                await super()._close()
+            except ssl.SSLError:  # the transport is closed already: nothing is left to finish
+                if not getattr(self.config, "quiet_failed_tls_close", False):
+                    raise
+
+    run.TCPServer = TCPServer  # type: ignore[attr-defined]
 
 
 class WebhookGateway:
@@ -202,6 +228,8 @@ def open_webhook_on(
         from hypercorn.trio import serve
     else:
         from hypercorn.asyncio import serve  # type: ignore[assignment]
+
+        _quiet_failed_tls_close()
     receiver = WebhookReceiver(config.client_secret, max_age=max_age, max_body=max_body, path=path)
     app = WebhookApp(receiver, ack=ack, ack_timeout=ack_timeout, max_pending_events=max_pending_events)
     sender = None

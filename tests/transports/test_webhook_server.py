@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import http.client
 import json
@@ -130,6 +132,48 @@ def event_body(event_id: str, seq: int = 1) -> bytes:
     return json.dumps(
         {"op": 0, "s": seq, "t": "C2C_MESSAGE_CREATE", "id": event_id, "d": {"id": f"m-{event_id}"}}
     ).encode()
+
+
+def signed_request(body: bytes, *headers: str) -> bytes:
+    """A raw HTTP/1.1 POST signed with the documented secret, with any extra header lines."""
+    stamp = str(int(time.time()))
+    signature = WebhookReceiver(DOC_SECRET).sign(stamp, body)
+    lines = ["POST / HTTP/1.1", "Host: x", f"Content-Length: {len(body)}", *headers]
+    lines += [f"X-Signature-Ed25519: {signature}", f"X-Signature-Timestamp: {stamp}"]
+    return "\r\n".join([*lines, "", ""]).encode() + body
+
+
+def tls_connect(port: int, context: ssl.SSLContext) -> ssl.SSLSocket:
+    return context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="127.0.0.1")
+
+
+def write_after_close_notify(peer: ssl.SSLSocket, request: bytes) -> bytes:
+    """Read up to the server's TLS close_notify, write ``request`` anyway (as a pushing platform may), and
+    wait for the server to drop the connection; return what was read."""
+    read = bytearray()
+    while chunk := peer.recv(4096):
+        read += chunk
+    with contextlib.suppress(ConnectionError, ssl.SSLError):  # the trio server closes TCP with its close_notify
+        peer.sendall(request)
+    with contextlib.suppress(ConnectionError):
+        socket.socket.recv(peer, 1)  # below TLS: returns once the server has closed the socket
+    return bytes(read)
+
+
+@contextlib.contextmanager
+def loop_reports(anyio_backend: str) -> Iterator[list[dict[str, Any]]]:
+    """What reaches the asyncio loop's exception handler meanwhile (unhandled errors of tasks and callbacks)."""
+    reports: list[dict[str, Any]] = []
+    if anyio_backend != "asyncio":
+        yield reports
+        return
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reports.append(context))
+    try:
+        yield reports
+    finally:
+        loop.set_exception_handler(previous)
 
 
 async def next_dispatch(events: Any) -> Dispatch:
@@ -423,21 +467,47 @@ async def test_leaving_does_not_wait_on_an_idle_peer_that_never_closes(
     anyio_backend: str, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext
 ) -> None:
     config = GatewayConfig(app_id="1", client_secret=DOC_SECRET, close_timeout=0.5)
-    poster = Poster(DOC_SECRET, 0, client_ctx)
-    body = event_body("kept-alive")
-    stamp = str(int(time.time()))
-    request = (
-        f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
-        f"X-Signature-Ed25519: {poster.signer.sign(stamp, body)}\r\nX-Signature-Timestamp: {stamp}\r\n\r\n"
-    ).encode() + body
     with anyio.fail_after(20):  # the TLS shutdown timeout alone would be 30 s
         async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, sends=False) as gateway:
-            address = ("127.0.0.1", gateway.port)
-            idle = await anyio.to_thread.run_sync(
-                lambda: client_ctx.wrap_socket(socket.create_connection(address), server_hostname="127.0.0.1")
-            )
-            await anyio.to_thread.run_sync(idle.sendall, request)
+            idle = await anyio.to_thread.run_sync(tls_connect, gateway.port, client_ctx)
+            await anyio.to_thread.run_sync(idle.sendall, signed_request(event_body("kept-alive")))
             assert b" 200 " in await anyio.to_thread.run_sync(idle.recv, 4096)
             await next_dispatch(gateway)
         # The peer keeps its connection and never reads again, so never answers the server's close.
     idle.close()
+
+
+async def test_a_peer_writing_after_the_servers_tls_close_disturbs_nothing_while_serving(
+    anyio_backend: str, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext
+) -> None:
+    config = GatewayConfig(app_id="1", client_secret=DOC_SECRET, close_timeout=1.0)
+    with loop_reports(anyio_backend) as reports:
+        async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, sends=False) as gateway:
+            peer = await anyio.to_thread.run_sync(tls_connect, gateway.port, client_ctx)
+            with peer:
+                await anyio.to_thread.run_sync(peer.sendall, signed_request(event_body("e1"), "Connection: close"))
+                late = signed_request(event_body("late"))
+                assert b" 200 " in await anyio.to_thread.run_sync(write_after_close_notify, peer, late)
+            poster = Poster(DOC_SECRET, gateway.port, client_ctx)
+            assert await poster.post(event_body("e2")) == (200, {"op": 12, "d": 0})
+            assert [(await next_dispatch(gateway)).event_id for _ in range(2)] == ["e1", "e2"]
+            assert gateway.health().state == "serving"
+    assert not reports, reports
+
+
+async def test_leaving_while_a_peer_writes_after_the_servers_tls_close_ends_cleanly(
+    anyio_backend: str, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext
+) -> None:
+    config = GatewayConfig(app_id="1", client_secret=DOC_SECRET, close_timeout=5.0)
+    with loop_reports(anyio_backend) as reports, anyio.fail_after(15):
+        async with anyio.create_task_group() as tasks:
+            async with open_webhook(anyio_backend)(config, "127.0.0.1", 0, server_ctx, sends=False) as gateway:
+                peer = await anyio.to_thread.run_sync(tls_connect, gateway.port, client_ctx)
+                await anyio.to_thread.run_sync(peer.sendall, signed_request(event_body("e1")))
+                assert b" 200 " in await anyio.to_thread.run_sync(peer.recv, 4096)
+                await next_dispatch(gateway)
+                late = signed_request(event_body("late"))
+                tasks.start_soon(anyio.to_thread.run_sync, write_after_close_notify, peer, late)
+    peer.close()
+    assert gateway.health().state == "closed"
+    assert not reports, reports
