@@ -23,7 +23,7 @@ from ._events import (
     TimerLate,
 )
 from ._health import Health
-from ._identify_gate import IdentifyPermissionNeeded, IdentifySent
+from ._identify_gate import IdentifyDone, IdentifyPermissionNeeded
 from ._sending import (
     SCENES,
     OutgoingMessage,
@@ -55,8 +55,8 @@ __all__ = [
     "Health",
     "HeartbeatAcked",
     "HeartbeatSent",
+    "IdentifyDone",
     "IdentifyPermissionNeeded",
-    "IdentifySent",
     "Intents",
     "LocalProtocolError",
     "MessageFailed",

@@ -3,7 +3,8 @@
 A resume never asks. Without a gate outside, the connection paces its own Identifies from
 ``/gateway/bot``'s ``session_start_limit`` (one per ``5 s / max_concurrency``, none once
 ``remaining`` is spent until the reset). With one, it emits :class:`IdentifyPermissionNeeded`
-before opening the gateway socket and waits for ``identify_permitted``.
+before opening the gateway socket, waits for ``identify_permitted``, and emits :class:`IdentifyDone`
+once the platform has answered the Identify (READY) or its socket has ended.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ._events import Action
 from ._session import SessionStartLimit
 from ._sockets import Sockets
 
-__all__ = ["SESSION_START_WINDOW", "IdentifyGate", "IdentifyPermissionNeeded", "IdentifySent"]
+__all__ = ["SESSION_START_WINDOW", "IdentifyDone", "IdentifyGate", "IdentifyPermissionNeeded"]
 
 # max_concurrency counts session starts per this many seconds (docs/protocol.md §8.1).
 SESSION_START_WINDOW = 5.0
@@ -36,8 +37,12 @@ class IdentifyPermissionNeeded(Action):
 
 
 @dataclass(frozen=True)
-class IdentifySent(Action):
-    """Notice for the identify gate: the permitted Identify of ``shard`` went out now."""
+class IdentifyDone(Action):
+    """Notice for the identify gate: the permitted Identify of ``shard`` is over (READY came, or its socket ended).
+
+    The platform has counted the Identify by now if it ever will, so the bucket's window is timed
+    from here: timed from the send, a slower path to the platform could bring two within a window.
+    """
 
     shard: tuple[int, int]
 
@@ -53,6 +58,7 @@ class IdentifyGate:
         self._shard = shard
         self._sockets = sockets
         self._permitted = False
+        self._unanswered = False
         self._last_identify_at: float | None = None
 
     def delay(self, now: float) -> float:
@@ -84,10 +90,10 @@ class IdentifyGate:
         self._permitted = True
 
     def identified(self, now: float) -> None:
-        """An Identify went out: tell the gate outside, or spend one start from our own budget."""
+        """An Identify went out: await its answer for the gate outside, or spend one start from our own budget."""
         self._last_identify_at = now
         if self.external:
-            self._sockets.actions.append(IdentifySent(self._shard))
+            self._unanswered = True
             return
         limit = self.limit
         if limit is not None:
@@ -95,3 +101,9 @@ class IdentifyGate:
                 limit.remaining = limit.total
                 limit.reset_at = now + BUDGET_PERIOD
             limit.remaining = max(0, limit.remaining - 1)
+
+    def settled(self) -> None:
+        """READY came, or the socket that carried the Identify ended: tell the gate outside, once."""
+        if self._unanswered:
+            self._unanswered = False
+            self._sockets.actions.append(IdentifyDone(self._shard))

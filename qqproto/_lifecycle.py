@@ -58,7 +58,7 @@ class Lifecycle:
         self.api = api
         self.machine = Machine()
         self.identify_gate = IdentifyGate(config.shard, sockets, external=ask_before_identify)
-        self.session = Session(config.shard, self.identify_gate.identified)
+        self.session = Session(config.shard, self.identify_gate.identified, self.identify_gate.settled)
         self.gateway = GatewayUrlCache(config, api.api_endpoint)
         self.recovery = Recovery(config, rng)
         self.link: Link | None = None
@@ -247,6 +247,7 @@ class Lifecycle:
         self._sockets.close(link.sock)
         if self.link is link:
             self.link = None
+            self.identify_gate.settled()
 
     def _after_link(self, link: Link, why: Disconnect, now: float) -> None:
         state = self.machine.state
@@ -329,6 +330,7 @@ class Lifecycle:
             self._sockets.send(link.sock, link.ws.close(NORMAL_CLOSE_CODE, "giving up"))
         self._sockets.close_all(frozenset(Kind))
         self.link = None
+        self.identify_gate.settled()
         self.reconnect_at = None
         self.fatal = Fatal(reason, close_code)
         self._move(State.FATAL)

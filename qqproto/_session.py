@@ -26,6 +26,7 @@ class Session:
 
     __slots__ = (
         "_on_identify",
+        "_on_started",
         "_shard",
         "connected_since",
         "dispatches_delivered",
@@ -36,9 +37,12 @@ class Session:
         "token_rejections",
     )
 
-    def __init__(self, shard: tuple[int, int], on_identify: Callable[[float], None]) -> None:
+    def __init__(
+        self, shard: tuple[int, int], on_identify: Callable[[float], None], on_started: Callable[[], None]
+    ) -> None:
         self._shard = shard
         self._on_identify = on_identify
+        self._on_started = on_started
         self.session_id: str | None = None
         self.last_seq: int | None = None
         self.connected_since: float | None = None
@@ -58,6 +62,7 @@ class Session:
         self.connected_since = now
         self.resume_failures = 0
         self.token_rejections = 0
+        self._on_started()
 
     def restore(self, session_id: str, seq: int) -> None:
         """Hold a session saved by an earlier process, so the first connection resumes it."""

@@ -1,9 +1,9 @@
 """The in-process identify gate: one ration of new sessions shared by every shard of a process.
 
 Pure logic: every call takes ``now``. It grants at most one Identify per ``max_concurrency``
-bucket (``shard_id % max_concurrency``) per window, counted from the moment the Identify went
-out, and none while the daily ``remaining`` is spent, until ``reset_at``. A resume never
-passes through it.
+bucket (``shard_id % max_concurrency``) per window, counted from the moment the Identify was
+done with (answered, or its socket ended: the platform has counted it by then), and none while
+the daily ``remaining`` is spent, until ``reset_at``. A resume never passes through it.
 """
 
 from __future__ import annotations
@@ -97,18 +97,18 @@ class IdentifyRation:
         if shard_id not in bucket.queue:
             bucket.queue.append(shard_id)
 
-    def sent(self, shard_id: int, now: float) -> None:
-        """Shard ``shard_id``'s Identify went out: its bucket's next turn is one window from now."""
+    def done(self, shard_id: int, now: float) -> None:
+        """Shard ``shard_id``'s Identify is over (answered, or its socket ended): its bucket's next turn is one window on."""
         bucket = self._bucket(shard_id)
         if bucket.holder == shard_id:
             bucket.holder = None
         bucket.free_at = max(bucket.free_at, now + self._window)
 
-    def withdraw(self, shard_id: int) -> None:
-        """Shard ``shard_id`` stopped: it neither waits nor holds a turn."""
+    def withdraw(self, shard_id: int, now: float) -> None:
+        """Shard ``shard_id`` stopped: it no longer waits, and a turn it held counts as used now (its Identify may be out)."""
         bucket = self._bucket(shard_id)
         if bucket.holder == shard_id:
-            bucket.holder = None
+            self.done(shard_id, now)
         if shard_id in bucket.queue:
             bucket.queue.remove(shard_id)
 

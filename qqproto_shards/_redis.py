@@ -198,8 +198,8 @@ class RedisCoordinator:
             granted, wait_ms, exhausted = self._try_identify(keys=keys, args=args)
         return IdentifyTurn(granted=bool(granted), retry_after=int(wait_ms) / 1000, exhausted=bool(exhausted))
 
-    def identify_sent(self, bucket: int, holder: str, window: float) -> None:
-        """``holder``'s Identify went out: its bucket frees ``window`` seconds from now, if it still holds it."""
+    def identify_done(self, bucket: int, holder: str, window: float) -> None:
+        """``holder``'s Identify is done with: its bucket frees ``window`` seconds from now, if it still holds it."""
         args: list[str | int] = [_holder(holder), _ms("window", window, zero_ok=True)]
         with self._talking(f"re-arming the identify turn of bucket {bucket}"):
             self._expire_if_held(keys=[self._slot(bucket)], args=args)

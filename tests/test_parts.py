@@ -181,7 +181,7 @@ def test_disconnect_for_close_names_the_code_and_sets_resume_and_floor() -> None
 
 def test_recovery_drops_a_session_whose_resumes_keep_failing() -> None:
     config = GatewayConfig("1", "s", resume_failure_limit=2)
-    recovery, session = Recovery(config, random.Random(0)), Session((0, 1), lambda now: None)
+    recovery, session = Recovery(config, random.Random(0)), Session((0, 1), lambda now: None, lambda: None)
     session.hold("s-1", 5)
     _, why = disconnect_for_close(4009, "", config)
     recovery.link_lost(why, session, 10.0, lived=1.0, resuming=True)

@@ -15,8 +15,8 @@ from qqproto import (
     Fatal,
     GatewayConfig,
     Health,
+    IdentifyDone,
     IdentifyPermissionNeeded,
-    IdentifySent,
     OpenSocket,
     OutgoingMessage,
     QQGatewayConnection,
@@ -52,7 +52,7 @@ READ_SIZE = 65536
 #: Everything that goes to the event queue: the application's events, and Fatal, which ends it.
 _QUEUED = frozenset((*APPLICATION_EVENTS, Fatal))
 #: What goes to the identify gate of a connection made with ``ask_before_identify``.
-_GATE_ACTIONS = frozenset((IdentifyPermissionNeeded, IdentifySent))
+_GATE_ACTIONS = frozenset((IdentifyPermissionNeeded, IdentifyDone))
 
 
 def with_store(health: Health, keeper: SessionKeeper | None) -> Health:
@@ -131,7 +131,7 @@ class Driver(abc.ABC):
         self.closing = False
         self.stopped = False
         self._lock = lock if lock is not None else contextlib.nullcontext()
-        #: Told of IdentifyPermissionNeeded and IdentifySent, for a connection that asks a gate.
+        #: Told of IdentifyPermissionNeeded and IdentifyDone, for a connection that asks a gate.
         self.on_gate_action: Callable[[Action], None] | None = None
         #: Told when events arrive or the connection stops, for a consumer that reads many drivers.
         self.on_wake: Callable[[Driver], None] | None = None

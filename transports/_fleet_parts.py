@@ -7,7 +7,7 @@ import functools
 import logging
 from collections.abc import Callable
 
-from qqproto import Action, IdentifySent, SessionState
+from qqproto import Action, IdentifyDone, SessionState
 from qqproto_shards import IDENTIFY_WINDOW, IdentifySlots
 from qqproto_stores import FencedOut, FencedSessionStore
 
@@ -17,8 +17,9 @@ __all__ = ["FencedStoreView", "SharedGateRunner"]
 
 log = logging.getLogger("qqproto.transports")
 
-#: How long a granted turn may be held before the Identify goes out; a crashed holder's turn frees after it.
-TURN_HOLD = 30.0
+#: How long a granted turn may be held until its Identify is done with: longer than the connect, Hello
+#: and READY timeouts together (40 s by default). A crashed holder's turn frees after it.
+TURN_HOLD = 60.0
 #: Seconds between asks while the coordinator cannot be reached.
 UNREACHABLE_RETRY = 1.0
 
@@ -51,17 +52,20 @@ class SharedGateRunner(AsyncioGateRunner):
 
         def on_gate_action(action: Action) -> None:
             on_action(action)
-            if isinstance(action, IdentifySent) and shard_id in self._holding:
-                bucket = self._holding.pop(shard_id)
-                self._call(self._slots.identify_sent, bucket, self._holder(shard_id), self.ration.window)
+            if isinstance(action, IdentifyDone):
+                self._used(shard_id)
 
         return on_gate_action
 
     def detach(self, shard_id: int) -> None:
+        self._used(shard_id)  # permitted, it may have identified: the slot frees one window on, as after one
+        super().detach(shard_id)
+
+    def _used(self, shard_id: int) -> None:
+        """The turn ``shard_id`` was permitted is over: its bucket's slot frees one window from now."""
         bucket = self._holding.pop(shard_id, None)
         if bucket is not None:
-            self._call(self._slots.give_back, bucket, self._holder(shard_id))
-        super().detach(shard_id)
+            self._call(self._slots.identify_done, bucket, self._holder(shard_id), self.ration.window)
 
     def close(self) -> None:
         for task in self._asking.values():

@@ -6,7 +6,7 @@ import abc
 import asyncio
 from collections.abc import Callable
 
-from qqproto import Action, IdentifyPermissionNeeded, IdentifySent
+from qqproto import Action, IdentifyDone, IdentifyPermissionNeeded
 from qqproto_shards import IDENTIFY_WINDOW, GateHealth, IdentifyRation
 
 __all__ = ["AsyncioGateRunner", "GateRunner"]
@@ -28,16 +28,16 @@ class GateRunner(abc.ABC):
             if isinstance(action, IdentifyPermissionNeeded):
                 self.ration.learn(action.session_start_limit, now)
                 self.ration.request(shard_id, now)
-            elif isinstance(action, IdentifySent):
-                self.ration.sent(shard_id, now)
+            elif isinstance(action, IdentifyDone):
+                self.ration.done(shard_id, now)
             self.pump_soon()
 
         return on_action
 
     def detach(self, shard_id: int) -> None:
-        """``shard_id`` stopped: its place in line and any turn it holds go to the others."""
+        """``shard_id`` stopped: its place in line goes to the others, and any turn it held, one window on."""
         if self._permits.pop(shard_id, None) is not None:
-            self.ration.withdraw(shard_id)
+            self.ration.withdraw(shard_id, self.now())
             self.pump_soon()
 
     def health(self) -> GateHealth:

@@ -18,14 +18,14 @@ def ration(max_concurrency: int = 1, **kw: float) -> IdentifyRation:
     return gate
 
 
-def test_one_turn_per_bucket_and_the_window_counts_from_the_identify() -> None:
+def test_one_turn_per_bucket_and_the_window_counts_from_the_identify_done() -> None:
     gate = ration(max_concurrency=2)
     for shard in range(4):
         gate.request(shard, 0.0)
     assert gate.grants(0.0) == [0, 1]
-    assert gate.grants(0.0) == []  # both buckets held until their identifies go out
-    gate.sent(0, 0.5)
-    gate.sent(1, 2.0)
+    assert gate.grants(0.0) == []  # both buckets held until their identifies are done with
+    gate.done(0, 0.5)
+    gate.done(1, 2.0)
     assert gate.next_due(2.0) == 5.5
     assert gate.grants(5.4) == []
     assert gate.grants(5.5) == [2]
@@ -43,7 +43,7 @@ def test_shards_of_one_bucket_go_in_the_order_they_asked() -> None:
         granted = gate.grants(now)
         order += granted
         for shard in granted:
-            gate.sent(shard, now)
+            gate.done(shard, now)
         due = gate.next_due(now)
         now = due if due is not None else now
     assert order == [3, 1, 2]
@@ -57,8 +57,30 @@ def test_a_turn_given_back_without_an_identify_does_not_wait_the_window() -> Non
     assert gate.grants(0.0) == [0]
     gate.request(0, 3.0)  # its connection failed before Hello and it asks again
     assert gate.grants(3.0) == [1]
-    gate.withdraw(1)  # it stopped
-    assert gate.grants(3.0) == [0]
+
+
+def test_a_shard_that_stops_holding_its_turn_uses_it_up() -> None:
+    gate = ration()
+    gate.request(0, 0.0)
+    gate.request(1, 0.0)
+    assert gate.grants(0.0) == [0]
+    gate.withdraw(0, 3.0)  # stopped while permitted: its Identify may be out
+    assert gate.grants(3.0) == [] and gate.next_due(3.0) == 8.0
+    assert gate.grants(8.0) == [1]
+    gate.withdraw(1, 8.5)
+    gate.request(2, 8.5)
+    assert gate.grants(8.5) == [] and gate.grants(13.5) == [2]
+
+
+def test_a_shard_that_stops_while_waiting_costs_no_turn() -> None:
+    gate = ration()
+    gate.request(0, 0.0)
+    gate.request(1, 0.0)
+    assert gate.grants(0.0) == [0]
+    gate.done(0, 0.5)
+    gate.withdraw(1, 1.0)  # it never held the turn
+    gate.request(2, 1.0)
+    assert gate.grants(5.5) == [2]
 
 
 def test_the_daily_budget_runs_out_and_the_gate_waits_for_the_reset() -> None:
@@ -106,7 +128,7 @@ def test_a_new_max_concurrency_waits_out_the_last_turn_of_the_old_buckets() -> N
     gate = IdentifyRation()
     gate.request(0, 0.0)
     assert gate.grants(0.0) == [0]
-    gate.sent(0, 1.0)
+    gate.done(0, 1.0)
     gate.learn(limit(max_concurrency=3), 2.0)
     gate.request(2, 2.0)
     assert gate.grants(2.0) == [] and gate.next_due(2.0) == 6.0

@@ -193,15 +193,17 @@ def test_one_turn_per_bucket_across_coordinators(make: Callable[..., RedisCoordi
     assert ask(b, 1, "b:1").granted, "another bucket has its own turn"
 
 
-def test_identify_sent_re_arms_the_turn_from_the_send(make: Callable[..., RedisCoordinator]) -> None:
+def test_identify_done_re_arms_the_turn_from_then(make: Callable[..., RedisCoordinator]) -> None:
     a, b = make("a"), make("b")
     assert ask(a, 0, "a:0", hold=30).granted
-    b.identify_sent(0, "b:2", 0.001)  # not the holder: changes nothing
+    b.identify_done(0, "b:2", 0.001)  # not the holder: changes nothing
     refused = ask(b, 0, "b:2")
     assert not refused.granted and refused.retry_after > 29
-    a.identify_sent(0, "a:0", 3 * SHORT)
+    a.identify_done(0, "a:0", 3 * SHORT)
     refused = ask(b, 0, "b:2")
-    assert not refused.granted and refused.retry_after <= 3 * SHORT, "the window counts from the send"
+    assert not refused.granted and refused.retry_after <= 3 * SHORT, (
+        "the window counts from the Identify being done with"
+    )
     assert wait_for(lambda: ask(b, 0, "b:2").granted), "the turn must come round once the window passed"
 
 
@@ -275,7 +277,7 @@ def test_the_budget_resets_when_its_time_runs_out(make: Callable[..., RedisCoord
         (lambda c: c.try_identify(0, "h", hold=5, remaining=3, reset_after=None), "pass both or neither"),
         (lambda c: c.try_identify(0, "h", hold=5, remaining=-1, reset_after=9), "remaining must be an int >= 0"),
         (lambda c: c.try_identify(0, "h", hold=5, remaining=1, reset_after=-9), "reset_after must be a number"),
-        (lambda c: c.identify_sent(-1, "h", 5), "bucket must be an int >= 0"),
+        (lambda c: c.identify_done(-1, "h", 5), "bucket must be an int >= 0"),
     ],
 )
 def test_bad_arguments_are_named(
