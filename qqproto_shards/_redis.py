@@ -62,7 +62,14 @@ return redis.call('DEL', KEYS[1])
 """
 
 # KEYS: bucket slot, daily starts left. ARGV: holder, hold ms, reported remaining or '', reset ms.
+# A holder asking again while it holds the slot (its connection failed before it could identify)
+# holds it again, with the start it was already given.
 _TRY_IDENTIFY = """
+local holding = redis.call('GET', KEYS[1])
+if holding == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, 0, 0}
+end
 local left = redis.call('GET', KEYS[2])
 if ARGV[3] ~= '' then
   local reported = tonumber(ARGV[3])
@@ -77,11 +84,20 @@ end
 if left and tonumber(left) <= 0 then
   return {0, math.max(redis.call('PTTL', KEYS[2]), 0), 1}
 end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+if holding then
   return {0, math.max(redis.call('PTTL', KEYS[1]), 0), 0}
 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if left then redis.call('DECR', KEYS[2]) end
 return {1, 0, 0}
+"""
+
+# KEYS: bucket slot. ARGV: holder, window ms. The turn is used: marked so, it can be neither
+# given back nor held again, and it frees one window from now.
+_IDENTIFY_DONE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] .. '\\ndone', 'PX', ARGV[2])
+return 1
 """
 
 
@@ -120,6 +136,7 @@ class RedisCoordinator:
         self._claim = self._redis.register_script(_CLAIM)
         self._expire_if_held = self._redis.register_script(_EXPIRE_IF_HELD)
         self._delete_if_held = self._redis.register_script(_DELETE_IF_HELD)
+        self._identify_done = self._redis.register_script(_IDENTIFY_DONE)
         self._try_identify = self._redis.register_script(_TRY_IDENTIFY)
 
     def __repr__(self) -> str:
@@ -202,7 +219,7 @@ class RedisCoordinator:
         """``holder``'s Identify is done with: its bucket frees ``window`` seconds from now, if it still holds it."""
         args: list[str | int] = [_holder(holder), _ms("window", window, zero_ok=True)]
         with self._talking(f"re-arming the identify turn of bucket {bucket}"):
-            self._expire_if_held(keys=[self._slot(bucket)], args=args)
+            self._identify_done(keys=[self._slot(bucket)], args=args)
 
     def give_back(self, bucket: int, holder: str) -> None:
         """Free bucket ``bucket``'s turn without identifying, if ``holder`` still holds it."""
@@ -249,8 +266,8 @@ def _ms(name: str, seconds: float, *, zero_ok: bool = False) -> int:
 
 
 def _holder(holder: str) -> str:
-    if not isinstance(holder, str) or not holder:
-        raise ValueError(f"holder must be a non-empty string, got {holder!r}")
+    if not isinstance(holder, str) or not holder or not holder.isprintable():
+        raise ValueError(f"holder must be a non-empty printable string, got {holder!r}")
     return holder
 
 

@@ -116,7 +116,9 @@ class SharedGateRunner(AsyncioGateRunner):
                         self._holding[shard_id] = bucket
                         permit()
                     return
-                await asyncio.sleep(max(turn.retry_after, 0.01))
+                # Held for a connect still under way, the slot's expiry is only a bound: its
+                # holder re-arms it to one window once done, so look again after at most a window.
+                await asyncio.sleep(max(min(turn.retry_after, self.ration.window), 0.01))
         finally:
             self._asking.pop(shard_id, None)
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from qqproto import session_key
+from qqproto_stores import open_session_store
 from qqproto.testing import PlatformConfig
 from qqproto.testing.serve import LoopbackPlatform
 
@@ -46,7 +47,10 @@ class Worker:
         ]  # fmt: skip
         env = {**os.environ, "QQBOT_SECRET": pc.client_secret}
         self.health_file = health_file
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.store = store or redis_url
+        self.stderr_file = health_file + ".stderr"  # a file, not a pipe: a worker that logs much never blocks on it
+        with open(self.stderr_file, "w") as stderr:
+            self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
         self.lines: list[dict[str, Any]] = []
         self.changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -75,10 +79,28 @@ class Worker:
             return [line for line in self.lines if line["event"] == kind]
 
     def stderr(self) -> str:
-        if self.proc.poll() is None:
-            return "(running)"
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read()[-3000:]
+        with open(self.stderr_file) as handle:
+            return handle.read()[-3000:]
+
+    def story(self) -> str:
+        """What happened to its shards, apart from events: claims, releases, sessions started and forgotten."""
+        with self.changed:
+            lines = [
+                line for line in self.lines if line["event"] not in ("Dispatch", "HeartbeatSent", "HeartbeatAcked")
+            ]
+        return " ".join(f"{line['event']}:{line.get('shard')}@{line['at'] % 1000:.2f}" for line in lines[-40:])
+
+    def shard_states(self) -> str:
+        """Each shard's state and why, from the health file: what a failure message needs."""
+        try:
+            with open(self.health_file) as handle:
+                shards = json.load(handle).get("shards", {})
+        except (OSError, ValueError):
+            return "(no health file)"
+        return ", ".join(
+            f"{k}:{h.get('state')}/{h.get('identify_permission')}/{h.get('last_disconnect_reason')}"
+            for k, h in shards.items()
+        )
 
     def end(self) -> None:
         if self.proc.poll() is None:
@@ -96,7 +118,7 @@ def wait_until(condition: Callable[[], bool], what: str, workers: list[Worker], 
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            state = [(w.proc.pid, sorted(w.owned()), w.stderr()) for w in workers]
+            state = [(w.proc.pid, sorted(w.owned()), w.shard_states(), w.story(), w.stderr()) for w in workers]
             pytest.fail(f"timed out waiting for {what}; workers: {state}")
         time.sleep(0.05)
 
@@ -160,12 +182,20 @@ def identifies_per_bucket_window(lp: LoopbackPlatform) -> int:
 
 
 def steady(lp: LoopbackPlatform, workers: list[Worker]) -> None:
+    """Every shard served, and its session saved: a takeover from here resumes every shard."""
     wait_until(lambda: spread_evenly(workers), "12 shards spread evenly over 3 workers", workers)
-    wait_until(
-        lambda: len(lp.call(lambda p, now: [s for s in range(SHARDS) if p._current.get(s) is not None])) == SHARDS,
-        "a session on every shard",
-        workers,
-    )
+    store = open_session_store(workers[0].store)
+    app_id = lp.platform.config.app_id
+
+    def every_session_saved() -> bool:
+        current = lp.call(lambda p, now: {s: p._current.get(s) for s in range(SHARDS)})
+        saved = {s: store.load(session_key(app_id, (s, SHARDS))) for s in range(SHARDS)}
+        return all(
+            current[s] is not None and saved[s] is not None and saved[s].session_id == current[s].session_id
+            for s in range(SHARDS)
+        )
+
+    wait_until(every_session_saved, "a session on every shard, saved in the store", workers)
 
 
 def test_steady_state_every_shard_one_owner_every_event_once(lp: LoopbackPlatform, fleet: list[Worker]) -> None:

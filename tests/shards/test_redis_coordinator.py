@@ -189,8 +189,28 @@ def test_one_turn_per_bucket_across_coordinators(make: Callable[..., RedisCoordi
     refused = ask(b, 0, "b:2")
     assert not refused.granted and not refused.exhausted
     assert 29 < refused.retry_after <= 30, "the wait is what is left of the holder's turn"
-    assert not ask(a, 0, "a:0").granted, "a holder asks once per turn"
     assert ask(b, 1, "b:1").granted, "another bucket has its own turn"
+
+
+def test_a_holder_asking_again_before_identifying_holds_its_turn_again(make: Callable[..., RedisCoordinator]) -> None:
+    a, b = make("a"), make("b")
+    assert ask(a, 0, "a:0", hold=30, remaining=5, reset_after=3600).granted
+    assert ask(a, 0, "a:0", hold=30, remaining=5, reset_after=3600).granted, "its connect failed: it asks again"
+    assert not ask(b, 0, "b:2").granted
+    assert ask(b, 1, "b:1", remaining=5, reset_after=3600).granted
+    assert ask(b, 2, "b:2", remaining=5, reset_after=3600).granted
+    assert ask(b, 3, "b:3", remaining=5, reset_after=3600).granted
+    assert ask(b, 4, "b:4", remaining=5, reset_after=3600).granted
+    assert ask(b, 5, "b:5", remaining=5, reset_after=3600).exhausted, "holding again spent no second start"
+
+
+def test_a_used_turn_is_neither_held_again_nor_given_back(make: Callable[..., RedisCoordinator]) -> None:
+    a = make("a")
+    assert ask(a, 0, "a:0").granted
+    a.identify_done(0, "a:0", 30)
+    assert not ask(a, 0, "a:0").granted, "its Identify is done: the window holds for its holder too"
+    a.give_back(0, "a:0")
+    assert not ask(make("b"), 0, "b:0").granted, "a used turn cannot be given back"
 
 
 def test_identify_done_re_arms_the_turn_from_then(make: Callable[..., RedisCoordinator]) -> None:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from qqproto import Action, IdentifyDone, IdentifyPermissionNeeded, SessionStartLimit
-from qqproto_shards import RedisCoordinator
+from qqproto_shards import IdentifyTurn, RedisCoordinator
 from transports._fleet_parts import SharedGateRunner
 
 WINDOW = 0.5
 LIMIT = SessionStartLimit(total=1000, remaining=1000, reset_at=86400.0, max_concurrency=1)
+
+
+@pytest.fixture(autouse=True)
+def empty_redis(redis_client: Any) -> None:
+    """Every test starts from an empty database."""
 
 
 def slot_wait(other: RedisCoordinator) -> float | None:
@@ -56,3 +65,42 @@ def test_a_shard_that_stops_holding_its_turn_keeps_the_slot_one_window(redis_url
 
     wait = asyncio.run(run())
     assert wait is not None and 0 < wait <= WINDOW, "the slot was given back as if no Identify could be out"
+
+
+class Refusals:
+    """The real coordinator, counting the turns it refused."""
+
+    def __init__(self, coordinator: RedisCoordinator) -> None:
+        self._coordinator = coordinator
+        self.member_id = coordinator.member_id
+        self.refused = threading.Semaphore(0)
+
+    def try_identify(self, *args: Any, **kwargs: Any) -> IdentifyTurn:
+        turn = self._coordinator.try_identify(*args, **kwargs)
+        if not turn.granted:
+            self.refused.release()
+        return turn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._coordinator, name)
+
+
+def test_a_shard_waiting_on_a_held_slot_gets_it_soon_after_the_holder_is_done(redis_url: str) -> None:
+    mine = Refusals(RedisCoordinator(redis_url, "app", member_id="a"))
+    other = RedisCoordinator(redis_url, "app", member_id="b")
+    assert other.try_identify(0, "other:0", hold=30, remaining=None, reset_after=None).granted
+
+    async def run() -> None:
+        runner = SharedGateRunner(mine, window=WINDOW)  # type: ignore[arg-type]
+        permitted = asyncio.Event()
+        runner.attach(0, permitted.set)(IdentifyPermissionNeeded((0, 1), LIMIT))
+        loop = asyncio.get_running_loop()
+        # It asks, and hears the slot is held for up to 30 s; then the holder is done with it.
+        assert await loop.run_in_executor(None, mine.refused.acquire, True, 10)
+        await loop.run_in_executor(None, other.identify_done, 0, "other:0", WINDOW)
+        try:
+            await asyncio.wait_for(permitted.wait(), 5 * WINDOW)  # not the 30 s the hold could have lasted
+        finally:
+            runner.close()
+
+    asyncio.run(run())
