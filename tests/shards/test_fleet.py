@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from qqproto import session_key
-from qqproto_stores import open_session_store
 from qqproto.testing import PlatformConfig
 from qqproto.testing.serve import LoopbackPlatform
+from qqproto_stores import open_session_store
 
 SHARDS = 12
 LEASE_TTL = 2.0
