@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 
 from qqproto import Action, IdentifyDone, SessionState
-from qqproto_shards import IDENTIFY_WINDOW, IdentifySlots
+from qqproto_shards import IDENTIFY_WINDOW, IdentifySlots, IdentifyTurn
 from qqproto_stores import FencedOut, FencedSessionStore
 
 from ._gate_runner import AsyncioGateRunner
@@ -36,7 +36,8 @@ class SharedGateRunner(AsyncioGateRunner):
         self._slots = slots
         self._asking: dict[int, asyncio.Task[None]] = {}
         self._holding: dict[int, int] = {}  # shard -> the bucket whose slot it holds
-        self.calls: set[asyncio.Task[None]] = set()  # slot hand-backs under way
+        self.calls: set[asyncio.Task[None]] = set()  # re-arms and hand-backs under way
+        self._in_flight: set[asyncio.Future[IdentifyTurn]] = set()  # asks the coordinator is answering
         #: Why the last ask failed (the coordinator unreachable), or None.
         self.coordinator_error: str | None = None
 
@@ -102,7 +103,7 @@ class SharedGateRunner(AsyncioGateRunner):
                     reset_after=self.ration.reset_in(now),
                 )
                 try:
-                    turn = await self._loop.run_in_executor(None, ask)
+                    turn = await self._ask(ask, bucket, shard_id)
                 except Exception as exc:  # unreachable: nothing new starts until it is back
                     self.coordinator_error = f"{type(exc).__name__}: {exc}"
                     await asyncio.sleep(UNREACHABLE_RETRY)
@@ -121,6 +122,26 @@ class SharedGateRunner(AsyncioGateRunner):
                 await asyncio.sleep(max(min(turn.retry_after, self.ration.window), 0.01))
         finally:
             self._asking.pop(shard_id, None)
+
+    async def _ask(self, ask: Callable[[], IdentifyTurn], bucket: int, shard_id: int) -> IdentifyTurn:
+        """One ask; cancelled while the coordinator answers, a turn it grants anyway is given back."""
+        call = self._loop.run_in_executor(None, ask)
+        self._in_flight.add(call)
+        call.add_done_callback(self._in_flight.discard)
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            call.add_done_callback(lambda call: self._give_back_if_granted(call, bucket, shard_id))
+            raise
+
+    def _give_back_if_granted(self, call: asyncio.Future[IdentifyTurn], bucket: int, shard_id: int) -> None:
+        if not call.cancelled() and call.exception() is None and call.result().granted:
+            self._call(self._slots.give_back, bucket, self._holder(shard_id))
+
+    async def drain(self) -> None:
+        """After :meth:`close`: wait for the asks still being answered, then for the re-arms and hand-backs."""
+        while self._in_flight or self.calls:
+            await asyncio.gather(*self._in_flight, *self.calls, return_exceptions=True)
 
 
 class FencedStoreView:

@@ -127,6 +127,8 @@ class Shards:
             self.gate.close()
         if self.fleet is not None:
             await self.fleet.stop((exc_type, exc, tb))
+            if isinstance(self.gate, SharedGateRunner):
+                await self.gate.drain()  # no bucket's slot stays held for a shard that is gone
             return
         await asyncio.gather(
             *(gw.__aexit__(exc_type, exc, tb) for gw in self._gateways.values()), return_exceptions=True

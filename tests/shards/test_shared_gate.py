@@ -104,3 +104,38 @@ def test_a_shard_waiting_on_a_held_slot_gets_it_soon_after_the_holder_is_done(re
             runner.close()
 
     asyncio.run(run())
+
+
+class Slow:
+    """The real coordinator, whose identify turns are decided only once the test lets them through."""
+
+    def __init__(self, coordinator: RedisCoordinator) -> None:
+        self._coordinator = coordinator
+        self.member_id = coordinator.member_id
+        self.asked = threading.Event()
+        self.go_on = threading.Event()
+
+    def try_identify(self, *args: Any, **kwargs: Any) -> IdentifyTurn:
+        self.asked.set()
+        assert self.go_on.wait(10)
+        return self._coordinator.try_identify(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._coordinator, name)
+
+
+def test_a_turn_granted_while_the_gate_closes_is_given_back(redis_url: str) -> None:
+    mine = Slow(RedisCoordinator(redis_url, "app", member_id="a"))
+    other = RedisCoordinator(redis_url, "app", member_id="b")
+
+    async def run() -> None:
+        runner = SharedGateRunner(mine, window=WINDOW)  # type: ignore[arg-type]
+        runner.attach(0, lambda: None)(IdentifyPermissionNeeded((0, 1), LIMIT))
+        loop = asyncio.get_running_loop()
+        assert await loop.run_in_executor(None, mine.asked.wait, 10)
+        runner.close()  # the process stops while the coordinator is still answering
+        mine.go_on.set()
+        await runner.drain()
+
+    asyncio.run(run())
+    assert slot_wait(other) is None, "the slot stayed held for a shard that was gone"
