@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Any
 
 from qqproto import SANDBOX_API_BASE, Action, GatewayConfig, Health, Intents, LocalProtocolError, SessionStore
-from qqproto_shards import CoordinatorUnavailable
+from qqproto_shards import CoordinatorUnavailable, FleetMismatch
 
 from . import _connect_shards, _drive
 from ._connect_webhook import listen_address, run_webhook
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except BrokenPipeError:
         return _stdout_closed()
-    except CoordinatorUnavailable as exc:
+    except (CoordinatorUnavailable, FleetMismatch) as exc:
         print(f"qqproto connect: --coordinator: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -1,6 +1,6 @@
 """Many shards of one bot: the identify gate they share, and a fleet's leases in a coordinator."""
 
-from ._coordination import CoordinatorUnavailable, IdentifyTurn
+from ._coordination import CoordinatorUnavailable, FleetMismatch, IdentifyTurn
 from ._fleet import Coordinator, FleetCoordinator, FleetHealth, FleetMember, IdentifySlots, shard_targets
 from ._gate import IDENTIFY_WINDOW, GateHealth, IdentifyRation
 
@@ -11,6 +11,7 @@ __all__ = [
     "FleetCoordinator",
     "FleetHealth",
     "FleetMember",
+    "FleetMismatch",
     "GateHealth",
     "IdentifyRation",
     "IdentifySlots",

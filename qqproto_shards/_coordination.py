@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CoordinatorUnavailable", "IdentifyTurn"]
+__all__ = ["CoordinatorUnavailable", "FleetMismatch", "IdentifyTurn"]
 
 
 @dataclass(frozen=True)
@@ -20,3 +20,7 @@ class IdentifyTurn:
 
 class CoordinatorUnavailable(Exception):
     """The coordinator's Redis could not be reached; the message names its address and what was being done."""
+
+
+class FleetMismatch(Exception):
+    """This process runs another shard count than the fleet it would join; the message names both."""

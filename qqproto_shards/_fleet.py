@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from ._coordination import CoordinatorUnavailable, IdentifyTurn
+from ._coordination import CoordinatorUnavailable, FleetMismatch, IdentifyTurn
 
 __all__ = ["Coordinator", "FleetCoordinator", "FleetHealth", "FleetMember", "IdentifySlots", "shard_targets"]
 
@@ -32,6 +32,8 @@ class Coordinator(Protocol):
     member_id: str
 
     def join(self, ttl: float) -> int: ...
+
+    def agree_shard_count(self, shard_count: int, ttl: float) -> int: ...
 
     def leave(self) -> None: ...
 
@@ -136,8 +138,14 @@ class FleetMember:
     # -- the runtime's side -------------------------------------------------------------
 
     def start(self) -> None:
-        """Run the first round now (raising if the coordinator cannot be reached), then keep going on a thread."""
+        """Run the first round now (raising if the coordinator cannot be reached, or the fleet runs
+        another shard count), then keep going on a thread."""
         self.coordinator.join(self.lease_ttl)  # a clear error at start beats a fleet of one
+        try:
+            self._agree()
+        except FleetMismatch:
+            self.coordinator.leave()
+            raise
         self.step()
         self._thread = threading.Thread(target=self._run, name="qqproto-fleet", daemon=True)
         self._thread.start()
@@ -191,6 +199,7 @@ class FleetMember:
         try:
             self._renew_all(started)
             self._release_stopped()
+            self._agree()  # a fleet of another count (after Redis lost its data): serve on, claim nothing
             members = self.coordinator.members()
             with self._lock:
                 self._members = len(members)
@@ -218,6 +227,14 @@ class FleetMember:
                 if self._closing:
                     return
             self.step()
+
+    def _agree(self) -> None:
+        agreed = self.coordinator.agree_shard_count(self.shard_count, self.lease_ttl)
+        if agreed != self.shard_count:
+            raise FleetMismatch(
+                f"this process runs {self.shard_count} shards, but the fleet it would join runs {agreed}: "
+                "every worker of a fleet needs the same count (stop the old workers before resharding)"
+            )
 
     def _renew_all(self, started: float) -> None:
         self.coordinator.join(self.lease_ttl)

@@ -48,6 +48,18 @@ redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. string.format('%d', token), 'PX', A
 return token
 """
 
+# KEYS: the fleet's shard count. ARGV: this member's count, ttl ms. Set by the first member,
+# kept alive by every round of a member that agrees; answers the fleet's count.
+_AGREE_SHARD_COUNT = """
+local count = redis.call('GET', KEYS[1])
+if not count then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return tonumber(ARGV[1])
+end
+if count == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return tonumber(count)
+"""
+
 # KEYS: a key. ARGV: the value it must still hold, ttl ms.
 _EXPIRE_IF_HELD = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -137,6 +149,7 @@ class RedisCoordinator:
         self._expire_if_held = self._redis.register_script(_EXPIRE_IF_HELD)
         self._delete_if_held = self._redis.register_script(_DELETE_IF_HELD)
         self._identify_done = self._redis.register_script(_IDENTIFY_DONE)
+        self._agree_shard_count = self._redis.register_script(_AGREE_SHARD_COUNT)
         self._try_identify = self._redis.register_script(_TRY_IDENTIFY)
 
     def __repr__(self) -> str:
@@ -153,6 +166,12 @@ class RedisCoordinator:
         """Count this member live for ``ttl`` more seconds, drop expired members; the live count."""
         with self._talking("joining the fleet"):
             return int(self._join(keys=[self._keys + "members"], args=[self.member_id, _ms("ttl", ttl)]))
+
+    def agree_shard_count(self, shard_count: int, ttl: float) -> int:
+        """The fleet's shard count: ``shard_count`` if no live member set another; kept ``ttl`` more seconds if it agrees."""
+        args: list[str | int] = [_index("shard_count", shard_count), _ms("ttl", ttl)]
+        with self._talking("agreeing on the shard count"):
+            return int(self._agree_shard_count(keys=[self._keys + "shard_count"], args=args))
 
     def leave(self) -> None:
         """Stop counting this member at once."""

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from qqproto import GatewayConfig, Health, LocalProtocolError, QQGatewayConnection
-from qqproto_shards import FleetMember, shard_targets
+from qqproto_shards import FleetMember, FleetMismatch, shard_targets
 from qqproto_shards._redis import RedisCoordinator
 from transports._common import EventQueue
 from transports.asyncio import Gateway
@@ -96,3 +96,34 @@ def test_a_shard_made_on_the_loop_reports_health_before_it_starts() -> None:
         return gateway.health()
 
     assert asyncio.run(made_on_the_loop()).connected is False
+
+
+def test_a_worker_of_another_shard_count_cannot_join(
+    recorder: Recorder, redis_url: str, redis_client: redis.Redis
+) -> None:
+    recorder.member.start()
+    try:
+        other = Recorder(redis_url, 3, "m2")
+        with pytest.raises(FleetMismatch, match="runs 3 shards, but the fleet it would join runs 2"):
+            other.member.start()
+        assert other.news == [] and recorder.coordinator.members() == ["m1"], "it neither claimed nor stayed"
+        other.coordinator.close()
+    finally:
+        recorder.member.stop()
+    late = Recorder(redis_url, 3, "m3")
+    redis_client.delete("qqproto:app:shard_count")  # as when the old fleet's last worker is long gone
+    late.member.step()
+    assert {shard for kind, shard, _ in late.news if kind == "claimed"} == {0, 1, 2}, "a new count, once alone"
+    late.coordinator.close()
+
+
+def test_a_fleet_of_another_count_appearing_mid_run_stops_claims_not_shards(
+    recorder: Recorder, redis_client: redis.Redis
+) -> None:
+    recorder.member.step()
+    redis_client.set("qqproto:app:shard_count", 3)  # Redis lost its data and another fleet's worker came first
+    redis_client.delete("qqproto:app:lease:1")
+    recorder.member.step()
+    assert [kind for kind, _, _ in recorder.news] == ["claimed", "claimed", "lost"], "shard 1 was not claimed again"
+    health = recorder.member.health()
+    assert health.leases.keys() == {0} and "runs 3" in (health.coordinator_error or "")
