@@ -19,7 +19,10 @@ class IdentifyTurn:
 
 
 class CoordinatorUnavailable(Exception):
-    """The coordinator's Redis could not be reached; the message names its address and what was being done."""
+    """The coordinator's Redis could not be reached, or refused (a read-only replica, an ACL, out of memory).
+
+    The message names its address and what was being done.
+    """
 
 
 class FleetMismatch(Exception):

@@ -268,6 +268,8 @@ class RedisCoordinator:
             yield
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise CoordinatorUnavailable(f"Redis at {self._where} is unavailable while {doing}: {exc}") from exc
+        except redis.ResponseError as exc:  # a read-only replica, a user without the rights, out of memory
+            raise CoordinatorUnavailable(f"Redis at {self._where} refused {doing}: {exc}") from exc
 
 
 def _index(name: str, value: int) -> int:

@@ -333,6 +333,19 @@ def test_nothing_listening_is_named_without_the_password() -> None:
         assert "hunter2" not in str(caught.value)
 
 
+def test_a_redis_that_refuses_is_unavailable_by_name(redis_client: redis.Redis, redis_url: str) -> None:
+    redis_client.acl_setuser("pinger", enabled=True, passwords=["+secret"], commands=["+ping"], keys=["*"])
+    try:
+        limited = RedisCoordinator(redis_url.replace("redis://", "redis://pinger:secret@"), "app", member_id="a")
+        limited.ping()
+        with pytest.raises(CoordinatorUnavailable, match="refused claiming shard 4: .*no permissions") as caught:
+            limited.claim(4, 30)
+        assert "secret" not in str(caught.value)
+        limited.close()
+    finally:
+        redis_client.acl_deluser("pinger")
+
+
 @pytest.mark.usefixtures("redis_url")
 def test_redis_going_away_raises_unavailable_and_coming_back_works_again(tmp_path: Path) -> None:
     from stores.redis_server import restartable_redis
