@@ -338,7 +338,7 @@ def test_a_redis_that_refuses_is_unavailable_by_name(redis_client: redis.Redis, 
     try:
         limited = RedisCoordinator(redis_url.replace("redis://", "redis://pinger:secret@"), "app", member_id="a")
         limited.ping()
-        with pytest.raises(CoordinatorUnavailable, match="refused claiming shard 4: .*no permissions") as caught:
+        with pytest.raises(CoordinatorUnavailable, match=r"refused claiming shard 4: .*no permissions") as caught:
             limited.claim(4, 30)
         assert "secret" not in str(caught.value)
         limited.close()
