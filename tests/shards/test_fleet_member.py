@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -22,9 +23,10 @@ TTL = 30.0
 class Recorder:
     """A member whose news is written down instead of starting shards."""
 
-    def __init__(self, url: str, shard_count: int, member_id: str) -> None:
-        self.coordinator = RedisCoordinator(url, "app", member_id=member_id)
+    def __init__(self, url: str, shard_count: int, member_id: str, timeout: float = 2.0) -> None:
+        self.coordinator = RedisCoordinator(url, "app", member_id=member_id, timeout=timeout)
         self.news: list[tuple[str, int, object]] = []
+        self.now = 0.0  # the member's clock, moved by the test
         self.member = FleetMember(
             self.coordinator,
             shard_count,
@@ -32,6 +34,7 @@ class Recorder:
             on_claimed=lambda shard, token: self.news.append(("claimed", shard, token)),
             on_lost=lambda shard, reason: self.news.append(("lost", shard, reason)),
             on_shed=lambda shard, token: self.news.append(("shed", shard, token)),
+            clock=lambda: self.now,
         )
 
 
@@ -127,3 +130,35 @@ def test_a_fleet_of_another_count_appearing_mid_run_stops_claims_not_shards(
     assert [kind for kind, _, _ in recorder.news] == ["claimed", "claimed", "lost"], "shard 1 was not claimed again"
     health = recorder.member.health()
     assert health.leases.keys() == {0} and "runs 3" in (health.coordinator_error or "")
+
+
+def test_a_lease_not_confirmed_within_its_ttl_may_not_serve_until_renewed(recorder: Recorder) -> None:
+    recorder.member.step()
+    assert recorder.member.may_serve(0) and not recorder.member.may_serve(5)
+    recorder.now = TTL - 0.1
+    assert recorder.member.may_serve(0)
+    recorder.now = TTL + 0.1  # the process slept past its lease: another may own the shard now
+    assert not recorder.member.may_serve(0)
+    recorder.member.step()  # the renewal confirms it is still ours
+    assert recorder.member.may_serve(0)
+
+
+def test_while_redis_is_down_running_shards_serve_for_two_rounds_after_each_failed_one(tmp_path: Path) -> None:
+    from stores.redis_server import restartable_redis
+
+    with restartable_redis(tmp_path) as server:
+        made = Recorder(server.url, 2, "m1", timeout=0.5)
+        made.member.step()
+        server.stop()
+        made.now = TTL + 1
+        assert not made.member.may_serve(0), "a lease unconfirmed past its TTL, before any round failed"
+        made.member.step()  # Redis unreachable: running shards keep running
+        assert made.member.may_serve(0) and made.member.health().coordinator_error
+        made.now += 2 * made.member.round - 0.1
+        assert made.member.may_serve(0)
+        made.now += 0.2  # no round has run since (a pause): the grace of the last failure is over
+        assert not made.member.may_serve(0)
+        server.start()
+        made.member.step()
+        assert made.member.may_serve(0) and made.member.health().coordinator_error is None
+        made.coordinator.close()
