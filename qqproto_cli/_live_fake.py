@@ -18,7 +18,8 @@ Later = Callable[[FakeQQPlatform, float], None]
 
 
 class LiveFeed:
-    """Pushes ``events_per_second`` events and strikes ``plan``'s faults (``speed`` times as often) until stopped.
+    """Pushes ``events_per_second`` events, into each shard in turn, and strikes ``plan``'s faults (``speed`` times
+    as often) until stopped.
 
     Everything happens on the server's thread through ``loopback.call``, so the platform sees one
     caller at a time.  A stalled client host is the client's fault, not the platform's: such
@@ -40,6 +41,7 @@ class LiveFeed:
         self._loopback = loopback
         self._control = control
         self._event_every = 1.0 / events_per_second if events_per_second > 0 else None
+        self._shards = itertools.cycle(range(max(1, loopback.platform.config.shards_suggested)))
         self._schedule = (
             FaultSchedule(plan, random.Random(seed), start=time.monotonic(), speed=speed) if plan is not None else None
         )
@@ -71,7 +73,7 @@ class LiveFeed:
             if self._event_every is not None and next_event <= now:
                 # Catch up after a slow moment, but never by more than a second's worth at once.
                 count = min(int((now - next_event) / self._event_every) + 1, int(1 / self._event_every) + 1)
-                self._loopback.call(lambda platform, at: [self._control.push_event(at) for _ in range(count)])
+                self._loopback.call(lambda platform, at: [self._push(at) for _ in range(count)])
                 next_event = max(next_event + count * self._event_every, now - 1.0)
             while (fault_due := self._next_fault()) is not None and fault_due <= now and not self._stop.is_set():
                 assert self._schedule is not None
@@ -100,11 +102,14 @@ class LiveFeed:
             platform.refuse_connections(now + value / self._speed)
         elif fault is Fault.BURST:
             for _ in range(int(value)):
-                self._control.push_event(now)
+                self._push(now)
         else:
             self._control.faults_struck[f"{fault.value} (skipped: not the platform's doing)"] += 1
             return
         self._control.faults_struck[fault.value] += 1
+
+    def _push(self, now: float) -> None:
+        self._control.push_event(now, shard=next(self._shards))
 
     def _after(self, when: float, action: Later) -> None:
         heapq.heappush(self._later, (when, next(self._order), action))

@@ -21,6 +21,7 @@ from test_cli import lines_of, wait_for
 from qqproto import Dispatch, GatewayConfig, Ready, ReconnectScheduled, Resumed
 from qqproto_cli import serve_fake
 from transports.threaded import GatewayThread
+from transports.threaded_shards import ShardsThread
 
 TOKEN = "control-token-for-tests"
 DEADLINE = 20.0
@@ -150,6 +151,24 @@ def test_events_flow_without_anyone_pushing_them(served: ServedFake) -> None:
         gateway.stop()
     assert seqs == list(range(seqs[0], seqs[0] + 50))
     assert status == 200 and counters["events_pushed"] >= 50 and counters["faults_struck"] == {}
+
+
+@pytest.mark.parametrize(
+    "served", [("--shards", "3", "--max-concurrency", "3", "--events-per-second", "60")], indirect=True
+)
+def test_flowing_events_go_into_every_shard_in_turn(served: ServedFake) -> None:
+    running = ShardsThread(served.client_config(), "auto", ssl_context=served.ssl_context)
+    running.start()
+    try:
+        seen: dict[int, int] = {}
+        for item in running.events():
+            if isinstance(item.event, Dispatch):
+                seen[item.shard] = seen.get(item.shard, 0) + 1
+                if (len(seen) == 3 and min(seen.values()) >= 5) or sum(seen.values()) >= 300:
+                    break
+    finally:
+        running.stop()
+    assert sorted(seen) == [0, 1, 2] and min(seen.values()) >= 5, seen
 
 
 @pytest.mark.parametrize("served", [("--plan", "hostile", "--plan-speed", "3600")], indirect=True)
