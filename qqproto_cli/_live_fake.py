@@ -73,7 +73,7 @@ class LiveFeed:
             if self._event_every is not None and next_event <= now:
                 # Catch up after a slow moment, but never by more than a second's worth at once.
                 count = min(int((now - next_event) / self._event_every) + 1, int(1 / self._event_every) + 1)
-                self._loopback.call(lambda platform, at: [self._push(at) for _ in range(count)])
+                self._loopback.call(lambda platform, at: self._push(at, count))
                 next_event = max(next_event + count * self._event_every, now - 1.0)
             while (fault_due := self._next_fault()) is not None and fault_due <= now and not self._stop.is_set():
                 assert self._schedule is not None
@@ -101,15 +101,15 @@ class LiveFeed:
             platform.drop_connections(now)
             platform.refuse_connections(now + value / self._speed)
         elif fault is Fault.BURST:
-            for _ in range(int(value)):
-                self._push(now)
+            self._push(now, int(value))
         else:
             self._control.faults_struck[f"{fault.value} (skipped: not the platform's doing)"] += 1
             return
         self._control.faults_struck[fault.value] += 1
 
-    def _push(self, now: float) -> None:
-        self._control.push_event(now, shard=next(self._shards))
+    def _push(self, now: float, count: int) -> None:
+        for _ in range(count):
+            self._control.push_event(now, shard=next(self._shards))
 
     def _after(self, when: float, action: Later) -> None:
         heapq.heappush(self._later, (when, next(self._order), action))
