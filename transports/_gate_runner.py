@@ -61,6 +61,10 @@ class GateRunner(abc.ABC):
     def pump_soon(self) -> None:
         """Arrange a :meth:`pump` soon, never from inside a driver's feed (its actions stay in order)."""
 
+    def close(self) -> None:
+        """Stop granting."""
+        self._permits.clear()
+
 
 class AsyncioGateRunner(GateRunner):
     """The gate on the running asyncio loop; ``now`` is ``loop.time()``."""
@@ -79,8 +83,7 @@ class AsyncioGateRunner(GateRunner):
             self._soon = self._loop.call_soon(self._run)
 
     def close(self) -> None:
-        """Stop granting."""
-        self._permits.clear()
+        super().close()
         for handle in (self._timer, self._soon):
             if handle is not None:
                 handle.cancel()

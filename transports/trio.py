@@ -32,6 +32,7 @@ from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection, Sess
 
 from ._common import DEFAULT_MAX_PENDING_EVENTS, READ_SIZE, Connection, Driver, EventQueue, GatewayFatalError, describe
 from ._session_keeper import SessionKeeper, keeper_for
+from ._trio_stream import Socket, connect
 from ._webhook_gateway import WebhookGateway  # needs the webhook extra
 from ._webhook_gateway import open_trio_webhook as open_webhook
 
@@ -83,15 +84,6 @@ def one_error_as_itself() -> Iterator[None]:
         raise
 
 
-class _Socket:
-    """One socket's task scope and the bytes waiting to be written to it."""
-
-    def __init__(self) -> None:
-        self.scope = trio.CancelScope()
-        self.outgoing, self.incoming = trio.open_memory_channel[bytes](math.inf)
-        self.connected = False
-
-
 class Gateway(Driver):
     """A connection running in a nursery: ``async for`` its events, ask ``health()`` any time."""
 
@@ -106,7 +98,7 @@ class Gateway(Driver):
     ) -> None:
         super().__init__(conn, config, ssl_context, events, keeper=keeper)
         self._nursery = nursery
-        self._sockets: dict[int, _Socket] = {}
+        self._sockets: dict[int, Socket] = {}
         self._due = math.inf
         self._sleep: trio.CancelScope | None = None
         self._timer_scope = trio.CancelScope()
@@ -118,7 +110,9 @@ class Gateway(Driver):
         """Start the timer and the core, resuming the stored session if there is one."""
         self._nursery.start_soon(self._run_timer)
         keeper = self.keeper
-        self.begin(await trio.to_thread.run_sync(keeper.restore) if keeper else None)
+        restored = await trio.to_thread.run_sync(keeper.restore) if keeper else None
+        if not self.stopped:  # abandon() may have come while the store was read
+            self.begin(restored)
 
     async def aclose(self, *, last_event_finished: bool = False) -> None:
         """Close gracefully, waiting at most ``close_timeout``; socket tasks end within the same bound."""
@@ -135,6 +129,18 @@ class Gateway(Driver):
             self.close_socket(sock_id)
         if self.keeper is not None:
             await trio.to_thread.run_sync(self.keeper.close, self.close_timeout)
+
+    async def abandon(self) -> None:
+        """Stop at once without a word to the platform: another process serves this session now."""
+        self.closing = self.stopped = True
+        self._timer_scope.cancel()
+        for sock in self._sockets.values():
+            sock.abort()
+        self._sockets.clear()
+        self.events.finish()
+        self.wake_consumer()
+        if self.keeper is not None:
+            await trio.to_thread.run_sync(self.keeper.close, 0.0)
 
     def __aiter__(self) -> Gateway:
         return self
@@ -158,7 +164,7 @@ class Gateway(Driver):
         return trio.current_time()
 
     def open_socket(self, action: OpenSocket) -> None:
-        sock = self._sockets[action.sock_id] = _Socket()
+        sock = self._sockets[action.sock_id] = Socket()
         self._nursery.start_soon(self._serve, action, sock)
 
     def send(self, sock_id: int, data: bytes) -> None:
@@ -193,11 +199,11 @@ class Gateway(Driver):
                 self._sleep = None
                 self.feed(self.conn.handle_timer)
 
-    async def _serve(self, action: OpenSocket, sock: _Socket) -> None:
+    async def _serve(self, action: OpenSocket, sock: Socket) -> None:
         """Connect, then write and read until the core closes the socket; the stream is closed however this ends."""
         with sock.scope:
             try:
-                stream = await self._connect(action)
+                stream = await connect(action, self.ssl_context)
             except Exception as exc:
                 self.feed(self.conn.socket_failed, action.sock_id, describe(exc))
                 return
@@ -205,27 +211,17 @@ class Gateway(Driver):
             try:
                 self.feed(self.conn.socket_opened, action.sock_id)
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._read, action.sock_id, stream)
+                    nursery.start_soon(self._read, action.sock_id, stream, sock)
                     await self._write(action.sock_id, stream, sock.incoming)
                     nursery.cancel_scope.cancel()
             finally:
+                if sock.aborted:
+                    await trio.aclose_forcefully(stream)
                 with trio.move_on_after(self.close_timeout) as cleanup, contextlib.suppress(Exception):
                     cleanup.shield = True
                     await stream.aclose()
 
-    async def _connect(self, action: OpenSocket) -> trio.abc.Stream:
-        tcp = await trio.open_tcp_stream(action.host, action.port)
-        if not action.tls:
-            return tcp
-        stream = trio.SSLStream(tcp, self.ssl_context, server_hostname=action.server_hostname)
-        try:
-            await stream.do_handshake()
-        except BaseException:
-            await trio.aclose_forcefully(tcp)
-            raise
-        return stream
-
-    async def _read(self, sock_id: int, stream: trio.abc.Stream) -> None:
+    async def _read(self, sock_id: int, stream: trio.abc.Stream, sock: Socket) -> None:
         while True:
             while self.paused:
                 await self._room.park()
@@ -234,6 +230,8 @@ class Gateway(Driver):
             except Exception as exc:
                 self.feed(self.conn.socket_failed, sock_id, describe(exc))
                 return
+            if sock.aborted:
+                return  # read before the abort, for a session served elsewhere now
             self.feed(self.conn.receive_data, sock_id, data)
             if not data:
                 return

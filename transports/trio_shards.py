@@ -7,7 +7,7 @@ The same shape as :mod:`transports.asyncio_shards`; every shard is a
 from __future__ import annotations
 
 import contextlib
-import math
+import dataclasses
 import random
 import ssl
 from collections.abc import AsyncIterator, Iterable
@@ -16,19 +16,33 @@ from typing import Literal
 import trio
 
 from qqproto import GatewayConfig, Health, LocalProtocolError, QQGatewayConnection, SessionStore
-from qqproto_shards import IDENTIFY_WINDOW, GateHealth
+from qqproto_shards import IDENTIFY_WINDOW, FleetCoordinator, FleetHealth, GateHealth
+from qqproto_stores import FencedSessionStore
 
 from ._common import DEFAULT_MAX_PENDING_EVENTS, EventQueue
-from ._gate_runner import GateRunner
 from ._session_keeper import keeper_for
-from ._shard_set import ShardEvent, ShardFatalError, ShardSet, check_shards, shard_config
+from ._shard_set import (
+    ShardClaimed,
+    ShardEvent,
+    ShardFatalError,
+    ShardReleased,
+    ShardSet,
+    check_fleet,
+    check_shards,
+    shard_config,
+)
+from ._trio_fleet import TrioFleet
+from ._trio_gate import TrioGateRunner, TrioSharedGateRunner
 from .trio import Gateway, one_error_as_itself
 
-__all__ = ["ShardEvent", "ShardFatalError", "Shards", "open_shards"]
+__all__ = ["ShardClaimed", "ShardEvent", "ShardFatalError", "ShardReleased", "Shards", "open_shards"]
 
 
-@contextlib.asynccontextmanager
-async def open_shards(
+#: Seconds a shard's lease lasts unless renewed; renewed every third of it.
+DEFAULT_LEASE_TTL = 10.0
+
+
+def open_shards(
     config: GatewayConfig,
     shards: Iterable[int] | Literal["auto"] = "auto",
     *,
@@ -38,27 +52,54 @@ async def open_shards(
     rng: random.Random | None = None,
     max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
     identify_window: float = IDENTIFY_WINDOW,
-) -> AsyncIterator[Shards]:
-    """Run ``shards`` as :func:`transports.asyncio_shards.open_shards` does, in a nursery of their own."""
+    coordinator: FleetCoordinator | None = None,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
+) -> contextlib.AbstractAsyncContextManager[Shards]:
+    """Run ``shards`` as :func:`transports.asyncio_shards.open_shards` does, in a nursery of their own.
+
+    With a ``coordinator`` this process is one member of a fleet, as there: it serves the shards
+    whose leases it holds, each announced by :class:`ShardClaimed` and ended by :class:`ShardReleased`.
+    """
     wanted = check_shards(shards, shard_count)
-    rng = rng or random.Random()
+    fleet = None if coordinator is None else (coordinator, check_fleet(wanted, session_store, lease_ttl), lease_ttl)
+    made = _Maker(config, ssl_context, session_store, rng or random.Random(), max_pending_events)
+    return _run(made, wanted, identify_window, fleet)
+
+
+@contextlib.asynccontextmanager
+async def _run(
+    made: _Maker,
+    wanted: tuple[list[int], int] | Literal["auto"],
+    window: float,
+    fleet: tuple[FleetCoordinator, FencedSessionStore, float] | None,
+) -> AsyncIterator[Shards]:
     with one_error_as_itself():
         async with trio.open_nursery() as nursery:
-            gate = TrioGateRunner(nursery, window=identify_window)
             if wanted == "auto":
-                count = await _suggested_count(config, ssl_context, rng)
+                count = await _suggested_count(made.config, made.ssl_context, made.rng)
                 ids = list(range(count))
             else:
                 ids, count = wanted
-            running = Shards(gate)
-            for shard_id in ids:
-                shard = shard_config(config, shard_id, count)
-                conn = QQGatewayConnection(shard, random.Random(rng.getrandbits(64)), ask_before_identify=True)
-                queue = EventQueue(max_pending_events)
-                gateway = Gateway(conn, shard, ssl_context, queue, nursery, keeper_for(session_store, shard))
-                running.join(shard_id, gateway)
+            if fleet is None:
+                running = Shards(TrioGateRunner(nursery, window=window))
+                for shard_id in ids:
+                    running.join(shard_id, made.shard(nursery, shard_id, count, made.store))
+            else:
+                running = Shards(TrioSharedGateRunner(fleet[0], nursery, window=window), fleet=True)
+                running.fleet = TrioFleet(
+                    *fleet,
+                    count,
+                    made.config.app_id,
+                    running.shard_set,
+                    lambda shard_id, store: running.join(shard_id, made.shard(nursery, shard_id, count, store)),
+                    running.wake,
+                    running.gate.detach,
+                    nursery,
+                )
             finished = False
             try:
+                if running.fleet is not None:
+                    await running.fleet.start()
                 for gateway in running.gateways:
                     await gateway.start()
                 yield running
@@ -68,55 +109,59 @@ async def open_shards(
                     await running.aclose(last_event_finished=finished)
 
 
-class TrioGateRunner(GateRunner):
-    """The gate as a task in the shards' nursery; ``now`` is ``trio.current_time()``."""
+@dataclasses.dataclass
+class _Maker:
+    """What every shard's gateway is made with."""
 
-    def __init__(self, nursery: trio.Nursery, *, window: float = IDENTIFY_WINDOW) -> None:
-        super().__init__(window=window)
-        self._asked = trio.Event()
-        self._scope = trio.CancelScope()
-        nursery.start_soon(self._run)
+    config: GatewayConfig
+    ssl_context: ssl.SSLContext | None
+    store: SessionStore | None
+    rng: random.Random
+    max_pending_events: int
 
-    def now(self) -> float:
-        return trio.current_time()
-
-    def pump_soon(self) -> None:
-        self._asked.set()
-
-    def close(self) -> None:
-        """Stop granting."""
-        self._permits.clear()
-        self._scope.cancel()
-
-    async def _run(self) -> None:
-        with self._scope:
-            due: float | None = None
-            while True:
-                with trio.move_on_at(math.inf if due is None else due):
-                    await self._asked.wait()
-                self._asked = trio.Event()
-                due = self.pump()
+    def shard(self, nursery: trio.Nursery, shard_id: int, count: int, store: SessionStore | None) -> Gateway:
+        """Shard ``shard_id`` of ``count``, saving its session to ``store``."""
+        config = shard_config(self.config, shard_id, count)
+        conn = QQGatewayConnection(config, random.Random(self.rng.getrandbits(64)), ask_before_identify=True)
+        keeper = keeper_for(store, config)
+        return Gateway(conn, config, self.ssl_context, EventQueue(self.max_pending_events), nursery, keeper)
 
 
 class Shards:
     """The running shards: ``async for`` their :class:`ShardEvent` stream, ask ``health()`` any time."""
 
-    def __init__(self, gate: TrioGateRunner) -> None:
+    def __init__(self, gate: TrioGateRunner, *, fleet: bool = False) -> None:
         self.gate = gate
+        #: The shards of a process that runs its own; a fleet member's come and go in :attr:`fleet`.
         self.gateways: list[Gateway] = []
-        self._set = ShardSet()
+        self.fleet: TrioFleet | None = None
+        may_serve = (
+            (lambda shard_id: self.fleet is not None and self.fleet.member.may_serve(shard_id)) if fleet else None
+        )
+        self.shard_set = ShardSet(may_serve=may_serve)
         self._arrived = trio.lowlevel.ParkingLot()
 
-    def join(self, shard_id: int, gateway: Gateway) -> None:
+    def join(self, shard_id: int, gateway: Gateway) -> Gateway:
         """Run ``gateway`` as shard ``shard_id``."""
-        self.gateways.append(gateway)
-        self._set.join(shard_id, gateway, self.gate, self._arrived.unpark_all)
+        if self.fleet is None:
+            self.gateways.append(gateway)
+        self.shard_set.join(shard_id, gateway, self.gate, self.wake)
+        return gateway
+
+    def wake(self) -> None:
+        """Events or news arrived: the reader looks again."""
+        self._arrived.unpark_all()
 
     async def aclose(self, *, last_event_finished: bool) -> None:
         """Close every shard gracefully, at once; each waits at most its ``close_timeout``."""
         if last_event_finished:
-            self._set.last_finished()
+            self.shard_set.last_finished()
         self.gate.close()
+        if self.fleet is not None:
+            await self.fleet.stop()
+            if isinstance(self.gate, TrioSharedGateRunner):
+                await self.gate.drain()  # no bucket's slot stays held for a shard that is gone
+            return
         async with trio.open_nursery() as nursery:
             for gateway in self.gateways:
                 nursery.start_soon(gateway.aclose)
@@ -126,15 +171,27 @@ class Shards:
 
     async def __anext__(self) -> ShardEvent:
         await trio.lowlevel.checkpoint()
-        while (event := self._set.take()) is None:
-            if self._set.done:
+        while (event := self.shard_set.take()) is None:
+            if self.shard_set.done:
                 raise StopAsyncIteration
             await self._arrived.park()
         return event
 
     def health(self) -> dict[int, Health]:
         """Each shard's health snapshot, by shard id."""
-        return self._set.health()
+        return self.shard_set.health()
+
+    def fleet_health(self) -> FleetHealth | None:
+        """This member's leases and its view of the fleet (None without a coordinator)."""
+        if self.fleet is None:
+            return None
+        health = self.fleet.member.health()
+        gate_error = self.gate.coordinator_error if isinstance(self.gate, TrioSharedGateRunner) else None
+        return (
+            health
+            if health.coordinator_error or not gate_error
+            else dataclasses.replace(health, coordinator_error=gate_error)
+        )
 
     def gate_health(self) -> GateHealth:
         """The identify gate's snapshot: shards waiting, and whether the daily budget is spent."""
@@ -143,7 +200,7 @@ class Shards:
     @property
     def shard_ids(self) -> list[int]:
         """The shards this process runs."""
-        return list(self._set.drivers)
+        return list(self.shard_set.drivers)
 
 
 async def _suggested_count(config: GatewayConfig, ssl_context: ssl.SSLContext | None, rng: random.Random) -> int:
