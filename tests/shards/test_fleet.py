@@ -1,5 +1,8 @@
 """A fleet: three real ``qqproto connect --shards auto --coordinator`` processes over 12 shards.
 
+Each test runs with asyncio workers, and with trio workers beside an asyncio one (the first, the
+one killed or paused, on trio): the runtimes share leases, sessions and the identify ration.
+
 The platform is the loopback server ``qqproto serve-fake`` runs, here in the test's process so
 the test can push events into each shard and read who serves it; leases and sessions live in a
 real redis-server. Workers are killed with SIGKILL, and paused with SIGSTOP past their leases.
@@ -36,11 +39,18 @@ TAKEOVER_MARGIN = 3.0
 class Worker:
     """One fleet worker process and the JSON lines it printed, read on a thread."""
 
-    def __init__(self, lp: LoopbackPlatform, redis_url: str, health_file: str, store: str | None = None) -> None:
+    def __init__(
+        self,
+        lp: LoopbackPlatform,
+        redis_url: str,
+        health_file: str,
+        store: str | None = None,
+        transport: str = "asyncio",
+    ) -> None:
         pc = lp.platform.config
         command = [
             sys.executable, "-m", "qqproto_cli", "connect",
-            "--app-id", pc.app_id, "--transport", "asyncio",
+            "--app-id", pc.app_id, "--transport", transport,
             "--api-base", lp.api_base, "--token-url", lp.token_url, "--ca-file", lp.ca_pem_path,
             "--session-store", store or redis_url, "--shards", "auto", "--coordinator", redis_url,
             "--lease-ttl", str(LEASE_TTL), "--identify-window", str(WINDOW), "--health-file", health_file,
@@ -135,9 +145,24 @@ def lp() -> Iterator[LoopbackPlatform]:
         yield server
 
 
+#: The workers' transports, by fleet: the first worker is the one a test kills or pauses.
+FLEETS = {"asyncio": ("asyncio", "asyncio", "asyncio"), "trio": ("trio", "asyncio", "trio")}
+
+
+@pytest.fixture(params=sorted(FLEETS))
+def transports(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The runtimes of a fleet's three workers."""
+    return FLEETS[request.param]
+
+
 @pytest.fixture
-def fleet(lp: LoopbackPlatform, redis_url: str, redis_client: Any, tmp_path: Any) -> Iterator[list[Worker]]:
-    workers = [Worker(lp, redis_url, str(tmp_path / f"health-{n}.json")) for n in range(3)]
+def fleet(
+    lp: LoopbackPlatform, redis_url: str, redis_client: Any, tmp_path: Any, transports: tuple[str, ...]
+) -> Iterator[list[Worker]]:
+    workers = [
+        Worker(lp, redis_url, str(tmp_path / f"health-{n}.json"), transport=transport)
+        for n, transport in enumerate(transports)
+    ]
     try:
         yield workers
     finally:
@@ -299,8 +324,10 @@ def test_a_paused_worker_stops_its_stale_shards(lp: LoopbackPlatform, fleet: lis
         )
 
 
-def test_redis_unavailable_at_start_is_a_clear_error(lp: LoopbackPlatform, tmp_path: Any) -> None:
-    worker = Worker(lp, "redis://127.0.0.1:9/0", str(tmp_path / "health.json"))
+def test_redis_unavailable_at_start_is_a_clear_error(
+    lp: LoopbackPlatform, tmp_path: Any, transports: tuple[str, ...]
+) -> None:
+    worker = Worker(lp, "redis://127.0.0.1:9/0", str(tmp_path / "health.json"), transport=transports[0])
     assert worker.proc.wait(timeout=WAIT) == 1
     assert "127.0.0.1:9" in worker.stderr()
 
@@ -313,11 +340,14 @@ def read_health(worker: Worker) -> dict[str, Any]:
         return {}
 
 
-def test_redis_lost_mid_run_running_shards_keep_running(lp: LoopbackPlatform, tmp_path: Any) -> None:
+def test_redis_lost_mid_run_running_shards_keep_running(
+    lp: LoopbackPlatform, tmp_path: Any, transports: tuple[str, ...]
+) -> None:
     from stores.redis_server import restartable_redis
 
     with restartable_redis(tmp_path) as server:
-        worker = Worker(lp, server.url, str(tmp_path / "health.json"), store=f"sqlite:{tmp_path / 'sessions.db'}")
+        store = f"sqlite:{tmp_path / 'sessions.db'}"
+        worker = Worker(lp, server.url, str(tmp_path / "health.json"), store=store, transport=transports[0])
         try:
             wait_until(lambda: worker.owned() == set(range(SHARDS)), "one worker serving all 12 shards", [worker])
             wait_until(lambda: len(worker.seen("Ready")) == SHARDS, "12 sessions", [worker])

@@ -154,6 +154,21 @@ def push_during(lp: LoopbackPlatform, count: int, seconds: float) -> tuple[threa
     return threading.Thread(target=pushing, name="pusher"), ids
 
 
+def push_to_shards(lp: LoopbackPlatform, shard_ids: list[int], per_shard: int, tag: str) -> dict[str, int]:
+    """Push ``per_shard`` events to each shard; return each event id with the shard it was sent on."""
+
+    def push(platform: FakeQQPlatform, now: float) -> dict[str, int]:
+        sent = {}
+        for n in range(per_shard):
+            for shard in shard_ids:
+                event_id = f"C2C_MESSAGE_CREATE:{tag}-{shard}-{n}"
+                platform.push_event("C2C_MESSAGE_CREATE", {"id": event_id}, now, event_id, shard=shard)
+                sent[event_id] = shard
+        return sent
+
+    return lp.call(push)
+
+
 def live_tasks() -> int:
     """Tasks alive in the running asyncio loop or trio run."""
     if sniffio.current_async_library() == "trio":

@@ -10,10 +10,9 @@ from typing import Any
 
 import anyio
 import pytest
-from harness import client_config, wait_until
+from harness import client_config, push_to_shards, wait_until
 
 from qqproto import Dispatch, GatewayConfig, LocalProtocolError, Ready, Resumed, session_key
-from qqproto.testing import FakeQQPlatform
 from qqproto.testing.serve import LoopbackPlatform
 from qqproto_stores import SQLiteSessionStore
 from transports import asyncio_shards, trio_shards
@@ -38,21 +37,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 def open_shards(anyio_backend: str) -> Callable[..., Any]:
     """That runtime's ``open_shards``."""
     return OPENERS[anyio_backend]
-
-
-def push_to_shards(lp: LoopbackPlatform, shard_ids: list[int], per_shard: int, tag: str) -> dict[str, int]:
-    """Push ``per_shard`` events to each shard; return each event id with the shard it was sent on."""
-
-    def push(platform: FakeQQPlatform, now: float) -> dict[str, int]:
-        sent = {}
-        for n in range(per_shard):
-            for shard in shard_ids:
-                event_id = f"C2C_MESSAGE_CREATE:{tag}-{shard}-{n}"
-                platform.push_event("C2C_MESSAGE_CREATE", {"id": event_id}, now, event_id, shard=shard)
-                sent[event_id] = shard
-        return sent
-
-    return lp.call(push)
 
 
 class Reader:
