@@ -22,6 +22,7 @@ from qqproto_stores import FencedSessionStore
 from ._asyncio_fleet import AsyncioFleet
 from ._common import DEFAULT_MAX_PENDING_EVENTS, EventQueue
 from ._fleet_parts import SharedGateRunner
+from ._fleet_shards import FleetParts
 from ._gate_runner import AsyncioGateRunner
 from ._session_keeper import keeper_for
 from ._shard_set import (
@@ -174,7 +175,7 @@ class Shards:
         self._set = ShardSet(
             may_serve=lambda shard_id: self.fleet is not None and self.fleet.member.may_serve(shard_id)
         )
-        self.fleet = AsyncioFleet(
+        parts = FleetParts(
             coordinator,
             count,
             lease_ttl,
@@ -186,6 +187,7 @@ class Shards:
             self._arrival.set,
             gate.detach,
         )
+        self.fleet = AsyncioFleet(parts)
         try:
             await self.fleet.start()
         except BaseException:

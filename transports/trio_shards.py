@@ -20,6 +20,7 @@ from qqproto_shards import IDENTIFY_WINDOW, FleetCoordinator, FleetHealth, GateH
 from qqproto_stores import FencedSessionStore
 
 from ._common import DEFAULT_MAX_PENDING_EVENTS, EventQueue
+from ._fleet_shards import FleetParts
 from ._session_keeper import keeper_for
 from ._shard_set import (
     ShardClaimed,
@@ -85,17 +86,17 @@ async def _run(
                 for shard_id in ids:
                     running.join(shard_id, made.shard(nursery, shard_id, count, made.store))
             else:
-                running = Shards(TrioSharedGateRunner(fleet[0], nursery, window=window), fleet=True)
-                running.fleet = TrioFleet(
-                    *fleet,
-                    count,
-                    made.config.app_id,
-                    running.shard_set,
-                    lambda shard_id, store: running.join(shard_id, made.shard(nursery, shard_id, count, store)),
-                    running.wake,
-                    running.gate.detach,
-                    nursery,
+                coordinator, store, lease_ttl = fleet
+                running = Shards(TrioSharedGateRunner(coordinator, nursery, window=window), fleet=True)
+
+                def make(shard_id: int, fenced: SessionStore | None) -> Gateway:
+                    return running.join(shard_id, made.shard(nursery, shard_id, count, fenced))
+
+                shard_set, app_id = running.shard_set, made.config.app_id
+                parts = FleetParts(
+                    coordinator, count, lease_ttl, store, app_id, shard_set, {}, make, running.wake, running.gate.detach
                 )
+                running.fleet = TrioFleet(parts, nursery)
             finished = False
             try:
                 if running.fleet is not None:
