@@ -27,7 +27,7 @@ class SharedGateRunner(SharedGate, AsyncioGateRunner):
 
     async def drain(self) -> None:
         while self.calls:
-            await asyncio.gather(*self.calls, return_exceptions=True)
+            await asyncio.wait(set(self.calls))  # unlike gather, a cancelled wait leaves the calls running
 
     def _spawn(self, task: Callable[[], Coroutine[Any, Any, None]]) -> Cancellable:
         return self._track(self._loop.create_task(task()))

@@ -159,9 +159,7 @@ class Shards:
             self.shard_set.last_finished()
         self.gate.close()
         if self.fleet is not None:
-            await self.fleet.stop()
-            if isinstance(self.gate, TrioSharedGateRunner):
-                await self.gate.drain()  # no bucket's slot stays held for a shard that is gone
+            await self.fleet.stop()  # the gate's last calls end with the nursery
             return
         async with trio.open_nursery() as nursery:
             for gateway in self.gateways:
