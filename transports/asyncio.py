@@ -1,8 +1,9 @@
 """Drive a :class:`~qqproto.QQGatewayConnection` on the running asyncio loop.
 
-Each socket is an ``asyncio.Protocol`` (TLS verified by default): bytes that arrive are fed to
-the core from ``data_received``, writes go straight to the transport; one ``loop.call_at`` timer
-keeps the core's ``next_timer()``; ``now`` is ``loop.time()``.
+Each socket is an ``asyncio.Protocol`` (TLS verified by default, over memory BIOs so that an idle
+socket holds no read buffer): bytes that arrive are fed to the core from ``data_received``, writes
+go straight to the transport; one ``loop.call_at`` timer keeps the core's ``next_timer()``;
+``now`` is ``loop.time()``.
 
 Buffering: application events wait in a queue of at most ``max_pending_events``.  While it is
 full, each socket stops being read as soon as it delivers bytes (``pause_reading``), so the
@@ -26,6 +27,7 @@ from typing import Any, ContextManager
 from qqproto import Action, GatewayConfig, OpenSocket, QQGatewayConnection, SessionStore
 
 from ._asyncio_stream import Stream
+from ._asyncio_tls import open_tls
 from ._common import DEFAULT_MAX_PENDING_EVENTS, Connection, Driver, EventQueue, GatewayFatalError, describe
 from ._session_keeper import SessionKeeper, keeper_for
 from ._webhook_gateway import WebhookGateway  # needs the webhook extra
@@ -185,13 +187,10 @@ class Gateway(Driver):
         assert self._loop is not None
         stream = Stream(self, action.sock_id, self._loop)
         try:
-            await self._loop.create_connection(
-                lambda: stream,
-                action.host,
-                action.port,
-                ssl=self.ssl_context if action.tls else None,
-                server_hostname=action.server_hostname if action.tls else None,
-            )
+            if action.tls:
+                await open_tls(self._loop, stream, action.host, action.port, self.ssl_context, action.server_hostname)
+            else:
+                await self._loop.create_connection(lambda: stream, action.host, action.port)
         except Exception as exc:
             del self._connecting[action.sock_id]
             self.feed(self.conn.socket_failed, action.sock_id, describe(exc))
