@@ -46,7 +46,11 @@ async def open_tls(
 
 
 class TLSTransport(asyncio.Transport, asyncio.Protocol):
-    """TLS between a TCP connection and ``app``: the protocol of the one, the transport of the other."""
+    """TLS between a TCP connection and ``app``: the protocol of the one, the transport of the other.
+
+    ``app`` hears of the end from ``connection_lost`` alone: None once the peer ended TLS or TCP,
+    the ``ssl.SSLError`` when TLS failed.
+    """
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, app: asyncio.Protocol, context: ssl.SSLContext, server_hostname: str
@@ -58,7 +62,6 @@ class TLSTransport(asyncio.Transport, asyncio.Protocol):
         self._tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
         self._tcp: asyncio.Transport | None = None
         self._state = _State.HANDSHAKE
-        self._unsent = b""  # written while a renegotiation waits for the peer
         self._error: Exception | None = None  # why the connection was aborted, for the application
         self.handshake: asyncio.Future[None] = loop.create_future()
 
@@ -78,19 +81,11 @@ class TLSTransport(asyncio.Transport, asyncio.Protocol):
         elif self._state is _State.CLOSING:
             self._shut_down()
 
-    def eof_received(self) -> bool:
-        if self._state is _State.HANDSHAKE:
-            self._handshake_failed(ConnectionResetError("the peer closed the connection during the TLS handshake"))
-        elif self._state is _State.OPEN:
-            self._state = _State.CLOSED
-            self._app.eof_received()
-        return False  # asyncio closes the TCP connection
-
     def connection_lost(self, exc: Exception | None) -> None:
         state, self._state = self._state, _State.CLOSED
         if state is _State.HANDSHAKE:
             self._state = _State.FAILED
-            self._settle_handshake(exc or ConnectionResetError("the connection was lost during the TLS handshake"))
+            self._settle_handshake(exc or ConnectionResetError("the connection ended during the TLS handshake"))
         elif state is not _State.FAILED:
             self._app.connection_lost(exc or self._error)
 
@@ -106,23 +101,16 @@ class TLSTransport(asyncio.Transport, asyncio.Protocol):
         """Encrypt and send ``data``; nothing once the connection is closing (as asyncio's transports do)."""
         if self._state is not _State.OPEN:
             return
-        if self._unsent:
-            self._unsent += data
-            return
         try:
             self._tls.write(data)
-        except ssl.SSLWantReadError:
-            self._unsent = bytes(data)
-        except ssl.SSLError as exc:
+        except ssl.SSLError as exc:  # SSLWantReadError too: a TLS 1.2 renegotiation the peer began
             self._fail(exc)
             return
         self._flush()
 
     def close(self) -> None:
         """Send close_notify; TCP closes once the peer answers with its own or ends the connection."""
-        if self._state is _State.HANDSHAKE:
-            self.abort()
-        elif self._state is _State.OPEN:
+        if self._state is _State.OPEN:
             self._state = _State.CLOSING
             self._shut_down()
 
@@ -134,9 +122,6 @@ class TLSTransport(asyncio.Transport, asyncio.Protocol):
             self._state = _State.CLOSED
         if self._tcp is not None:
             self._tcp.abort()
-
-    def is_closing(self) -> bool:
-        return self._state is not _State.OPEN
 
     def pause_reading(self) -> None:
         if self._tcp is not None:
@@ -155,20 +140,17 @@ class TLSTransport(asyncio.Transport, asyncio.Protocol):
             self._flush()
             return
         except ssl.SSLError as exc:  # a certificate or hostname that fails verification among them
+            self._state = _State.FAILED
+            self._settle_handshake(exc)
             self._flush()  # the alert tells the peer why
-            self._handshake_failed(exc)
+            assert self._tcp is not None
+            self._tcp.close()
             return
         self._flush()
         self._state = _State.OPEN
         self._app.connection_made(self)
         self._settle_handshake(None)
         self._read()  # application bytes that came with the handshake's last flight
-
-    def _handshake_failed(self, exc: Exception) -> None:
-        self._state = _State.FAILED
-        self._settle_handshake(exc)
-        assert self._tcp is not None
-        self._tcp.close()
 
     def _settle_handshake(self, exc: Exception | None) -> None:
         if self.handshake.done():  # cancelled: the opener gave up
@@ -179,7 +161,7 @@ class TLSTransport(asyncio.Transport, asyncio.Protocol):
             self.handshake.set_exception(exc)
 
     def _read(self) -> None:
-        """Hand the application every byte that decrypts now; end the connection on the peer's close_notify."""
+        """Hand the application every byte that decrypts now; answer the peer's close_notify with ours."""
         chunks = []
         ended = False
         error: ssl.SSLError | None = None
@@ -198,13 +180,9 @@ class TLSTransport(asyncio.Transport, asyncio.Protocol):
         elif self._state is not _State.OPEN:  # the application closed it meanwhile
             return
         elif ended:
-            self._app.eof_received()
             self.close()
         else:
-            self._flush()  # what reading produced: a key update's answer, a renegotiation's next flight
-            if self._unsent:
-                unsent, self._unsent = self._unsent, b""
-                self.write(unsent)
+            self._flush()  # what reading produced, such as the answer to a key update
 
     def _shut_down(self) -> None:
         try:
