@@ -1,8 +1,8 @@
 """TLS for an asyncio socket over memory BIOs: an open connection holds no read buffer of its own.
 
-asyncio's own TLS protocol keeps a 256 KiB read buffer for every connection; here TCP bytes go
-straight into the ``ssl.MemoryBIO`` and decrypted bytes come out as ``bytes``, so an idle socket
-costs only its TLS state.
+asyncio's own TLS protocol keeps a 256 KiB read buffer for every connection; here every
+connection of a thread's loop reads TCP bytes into, and decrypts them through, one shared buffer,
+so an idle socket costs only its TLS state.
 """
 
 from __future__ import annotations
@@ -10,10 +10,24 @@ from __future__ import annotations
 import asyncio
 import enum
 import ssl
-
-from ._common import READ_SIZE
+import threading
+from typing import cast
 
 __all__ = ["TLSTransport", "open_tls"]
+
+
+#: How many bytes to read from TCP, and to decrypt, at a time (asyncio's own TLS reads as much).
+READ_SIZE = 256 * 1024
+
+_per_thread = threading.local()
+
+
+def _shared_buffer() -> memoryview:
+    """The one read buffer of this thread's loop: each use ends before the callback that made it returns."""
+    buffer: memoryview | None = getattr(_per_thread, "buffer", None)
+    if buffer is None:
+        buffer = _per_thread.buffer = memoryview(bytearray(READ_SIZE))
+    return buffer
 
 
 class _State(enum.Enum):
@@ -45,7 +59,7 @@ async def open_tls(
         raise
 
 
-class TLSTransport(asyncio.Transport, asyncio.Protocol):
+class TLSTransport(asyncio.Transport, asyncio.BufferedProtocol):
     """TLS between a TCP connection and ``app``: the protocol of the one, the transport of the other.
 
     ``app`` hears of the end from ``connection_lost`` alone: None once the peer ended TLS or TCP,
@@ -72,8 +86,11 @@ class TLSTransport(asyncio.Transport, asyncio.Protocol):
         self._tcp = transport
         self._shake_hands()
 
-    def data_received(self, data: bytes) -> None:
-        self._incoming.write(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _shared_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._incoming.write(_shared_buffer()[:nbytes])
         if self._state is _State.HANDSHAKE:
             self._shake_hands()
         elif self._state is _State.OPEN:
@@ -162,19 +179,23 @@ class TLSTransport(asyncio.Transport, asyncio.Protocol):
 
     def _read(self) -> None:
         """Hand the application every byte that decrypts now; answer the peer's close_notify with ours."""
-        chunks = []
+        buffer = _shared_buffer()
+        size = 0
         ended = False
         error: ssl.SSLError | None = None
         try:
-            while chunk := self._tls.read(READ_SIZE):
-                chunks.append(chunk)
+            while count := cast(int, self._tls.read(READ_SIZE - size, buffer[size:])):  # typeshed says bytes
+                size += count
+                if size == READ_SIZE:  # more may be waiting: hand this much over first
+                    size = 0
+                    self._app.data_received(bytes(buffer))
             ended = True
         except ssl.SSLWantReadError:
             pass
         except ssl.SSLError as exc:  # a bad record, or the peer's alert
             error = exc
-        if chunks:
-            self._app.data_received(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if size:
+            self._app.data_received(bytes(buffer[:size]))
         if error is not None:
             self._fail(error)
         elif self._state is not _State.OPEN:  # the application closed it meanwhile
