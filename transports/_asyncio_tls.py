@@ -63,7 +63,7 @@ class TLSTransport(asyncio.Transport, asyncio.BufferedProtocol):
     """TLS between a TCP connection and ``app``: the protocol of the one, the transport of the other.
 
     ``app`` hears of the end from ``connection_lost`` alone: None once the peer ended TLS or TCP,
-    the ``ssl.SSLError`` when TLS failed.
+    else the error that ended it (an ``ssl.SSLError`` when TLS failed).
     """
 
     def __init__(
