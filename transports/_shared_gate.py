@@ -65,7 +65,8 @@ class SharedGate(GateRunner):
     def __init__(self, slots: IdentifySlots, **runner: Any) -> None:
         super().__init__(**runner)
         self._slots = slots
-        self._asking: dict[int, Cancellable] = {}
+        #: The ask under way for each shard: the permit it serves (one shard's gateway) and its task.
+        self._asking: dict[int, tuple[Callable[[], None], Cancellable]] = {}
         self._holding: dict[int, int] = {}  # shard -> the bucket whose slot it holds
         #: Why the last ask failed (the coordinator unreachable), or None.
         self.coordinator_error: str | None = None
@@ -73,8 +74,9 @@ class SharedGate(GateRunner):
     def pump(self) -> float | None:
         now = self.now()
         for shard_id in self.ration.grants(now):
-            if shard_id in self._permits and shard_id not in self._asking:
-                self._asking[shard_id] = self._spawn(functools.partial(self._win_slot, shard_id))
+            permit = self._permits.get(shard_id)
+            if permit is not None and shard_id not in self._asking:
+                self._asking[shard_id] = (permit, self._spawn(functools.partial(self._win_slot, shard_id, permit)))
         return self.ration.next_due(now)
 
     def attach(self, shard_id: int, permit: Callable[[], None]) -> Callable[[Action], None]:
@@ -89,10 +91,13 @@ class SharedGate(GateRunner):
 
     def detach(self, shard_id: int) -> None:
         self._used(shard_id)  # permitted, it may have identified: the slot frees one window on, as after one
+        asking = self._asking.pop(shard_id, None)
+        if asking is not None:  # its ask ends; a gateway attached later for the shard asks for itself
+            asking[1].cancel()
         super().detach(shard_id)
 
     def close(self) -> None:
-        for task in self._asking.values():
+        for _, task in self._asking.values():
             task.cancel()
         super().close()
 
@@ -130,10 +135,10 @@ class SharedGate(GateRunner):
 
         self._spawn(call)
 
-    async def _win_slot(self, shard_id: int) -> None:
-        """Ask the coordinator for the bucket's slot until granted, then let the shard identify."""
+    async def _win_slot(self, shard_id: int, permit: Callable[[], None]) -> None:
+        """Ask the coordinator for the bucket's slot until granted, then ``permit`` the shard's gateway to identify."""
         try:
-            while shard_id in self._permits:
+            while self._permits.get(shard_id) is permit:
                 now = self.now()
                 health = self.ration.health(now)
                 bucket = shard_id % health.max_concurrency
@@ -153,8 +158,7 @@ class SharedGate(GateRunner):
                     continue
                 self.coordinator_error = None
                 if turn.granted:
-                    permit = self._permits.get(shard_id)
-                    if permit is None:  # it stopped while asking
+                    if self._permits.get(shard_id) is not permit:  # it stopped while asking
                         self._call(self._slots.give_back, bucket, self._holder(shard_id))
                     else:
                         self._holding[shard_id] = bucket
@@ -164,7 +168,8 @@ class SharedGate(GateRunner):
                 # holder re-arms it to one window once done, so look again after at most a window.
                 await self._sleep(max(min(turn.retry_after, self.ration.window), 0.01))
         finally:
-            self._asking.pop(shard_id, None)
+            if self._asking.get(shard_id, (None,))[0] is permit:
+                del self._asking[shard_id]
 
     async def _ask(self, ask: Callable[[], IdentifyTurn], bucket: int, shard_id: int) -> IdentifyTurn:
         """One ask; cancelled while the coordinator answers, a turn it grants anyway is given back."""

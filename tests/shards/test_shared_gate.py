@@ -122,6 +122,29 @@ async def test_a_shard_waiting_on_a_held_slot_gets_it_soon_after_the_holder_is_d
             await permitted.wait()
 
 
+async def test_a_shard_claimed_again_is_permitted_once_and_only_after_it_asked(redis_url: str) -> None:
+    mine = Refusals(RedisCoordinator(redis_url, "app", member_id="a"))
+    other = RedisCoordinator(redis_url, "app", member_id="b")
+    assert other.try_identify(0, "other:0", hold=30, remaining=None, reset_after=None).granted
+    permits: list[str] = []
+    async with shared_gate(mine) as runner:
+        runner.attach(0, lambda: permits.append("old"))(IdentifyPermissionNeeded((0, 1), LIMIT))
+        assert await anyio.to_thread.run_sync(mine.refused.acquire, True, 10)
+        runner.detach(0)  # its lease was lost while it waited for the slot...
+        asked = anyio.Event()
+        on_action = runner.attach(0, lambda: permits.append("new" if asked.is_set() else "new, unasked"))
+        await anyio.to_thread.run_sync(other.identify_done, 0, "other:0", WINDOW)
+        await anyio.sleep(3 * WINDOW)  # ...and the shard, claimed again, has not asked yet (the slot is free by now)
+        asked.set()
+        on_action(IdentifyPermissionNeeded((0, 1), LIMIT))
+        with anyio.fail_after(10):
+            while not permits:
+                await anyio.sleep(0.01)
+        on_action(IdentifyDone((0, 1)))
+        await anyio.sleep(3 * WINDOW)  # long enough for a second turn, were one queued
+    assert permits == ["new"]
+
+
 class Slow:
     """The real coordinator, whose identify turns are decided only once the test lets them through."""
 
