@@ -129,6 +129,8 @@ class TLSTransport(asyncio.Transport, asyncio.BufferedProtocol):
         """Send close_notify; TCP closes once the peer answers with its own or ends the connection."""
         if self._state is _State.OPEN:
             self._state = _State.CLOSING
+            if self._tcp is not None:
+                self._tcp.resume_reading()  # the peer's answer must get in, even if the application paused
             self._shut_down()
 
     def abort(self) -> None:
@@ -141,7 +143,7 @@ class TLSTransport(asyncio.Transport, asyncio.BufferedProtocol):
             self._tcp.abort()
 
     def pause_reading(self) -> None:
-        if self._tcp is not None:
+        if self._tcp is not None and self._state is _State.OPEN:
             self._tcp.pause_reading()
 
     def resume_reading(self) -> None:
@@ -167,7 +169,8 @@ class TLSTransport(asyncio.Transport, asyncio.BufferedProtocol):
         self._state = _State.OPEN
         self._app.connection_made(self)
         self._settle_handshake(None)
-        self._read()  # application bytes that came with the handshake's last flight
+        if self._state is _State.OPEN:
+            self._read()  # application bytes that came with the handshake's last flight
 
     def _settle_handshake(self, exc: Exception | None) -> None:
         if self.handshake.done():  # cancelled: the opener gave up
@@ -189,6 +192,10 @@ class TLSTransport(asyncio.Transport, asyncio.BufferedProtocol):
                 if size == READ_SIZE:  # more may be waiting: hand this much over first
                     size = 0
                     self._app.data_received(bytes(buffer))
+                    if self._state is not _State.OPEN:  # the application closed or aborted meanwhile
+                        if self._state is _State.CLOSING:
+                            self._shut_down()  # the peer's close_notify may be among what is left
+                        return
             ended = True
         except ssl.SSLWantReadError:
             pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -247,6 +248,58 @@ def test_a_burst_many_times_the_read_buffer_reaches_the_application_whole_and_in
     app = asyncio.run(run())
     peer.join()
     assert b"".join(app.chunks) == payload
+
+
+def test_closing_while_reading_is_paused_still_ends_at_the_peers_answer(ca: trustme.CA) -> None:
+    context = server_context(ca)
+
+    def answers_close(conn: socket.socket) -> None:
+        tls = context.wrap_socket(conn, server_side=True)
+        tls.sendall(b"hello")
+        assert tls.recv(100) == b""  # our close_notify
+        tls.unwrap()  # answered with the peer's own
+
+    async def run() -> Exception | None:
+        app = Collector()
+        await open_tls(asyncio.get_running_loop(), app, "127.0.0.1", peer.port, client_context(ca), None)
+        await asyncio.wait_for(app.arrived.wait(), DEADLINE)
+        app.transport.pause_reading()  # the application is behind
+        app.transport.close()
+        return await asyncio.wait_for(app.lost, 2.0)  # not an abort after the close timeout
+
+    peer = Peer([answers_close])
+    assert asyncio.run(run()) is None
+    peer.join()
+
+
+class ClosesOnFirstData(Collector):
+    """An application that closes the connection as soon as anything arrives."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.transport.close()
+
+
+def test_nothing_reaches_an_application_after_it_closed(ca: trustme.CA) -> None:
+    payload = bytes(3 * READ_SIZE)
+    context = server_context(ca)
+
+    def burst(conn: socket.socket) -> None:
+        tls = context.wrap_socket(conn, server_side=True)
+        with contextlib.suppress(OSError):
+            tls.sendall(payload)
+            tls.unwrap()
+
+    async def run() -> ClosesOnFirstData:
+        app = ClosesOnFirstData()
+        await open_tls(asyncio.get_running_loop(), app, "127.0.0.1", peer.port, client_context(ca), None)
+        await asyncio.wait_for(app.lost, DEADLINE)
+        return app
+
+    peer = Peer([burst])
+    app = asyncio.run(run())
+    peer.join()
+    assert len(app.chunks) == 1, [len(chunk) for chunk in app.chunks]
 
 
 class Lines:
