@@ -60,6 +60,10 @@ def check_shards(
     return ids, count
 
 
+#: Seconds a shard's lease lasts unless renewed; renewed every third of it.
+DEFAULT_LEASE_TTL = 10.0
+
+
 def check_fleet(wanted: tuple[list[int], int] | Literal["auto"], store: object, lease_ttl: float) -> FencedSessionStore:
     """A fleet member runs the fleet's every shard by lease, over a fenced store (returned); misuse raises an error that names it."""
     if wanted != "auto" and wanted[0] != list(range(wanted[1])):

@@ -26,6 +26,7 @@ from ._fleet_shards import FleetParts
 from ._gate_runner import AsyncioGateRunner
 from ._session_keeper import keeper_for
 from ._shard_set import (
+    DEFAULT_LEASE_TTL,
     ShardClaimed,
     ShardEvent,
     ShardFatalError,
@@ -38,9 +39,6 @@ from ._shard_set import (
 from .asyncio import Gateway
 
 __all__ = ["ShardClaimed", "ShardEvent", "ShardFatalError", "ShardReleased", "Shards", "open_shards"]
-
-#: Seconds a shard's lease lasts unless renewed; renewed every third of it.
-DEFAULT_LEASE_TTL = 10.0
 
 
 def open_shards(

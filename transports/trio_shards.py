@@ -23,6 +23,7 @@ from ._common import DEFAULT_MAX_PENDING_EVENTS, EventQueue
 from ._fleet_shards import FleetParts
 from ._session_keeper import keeper_for
 from ._shard_set import (
+    DEFAULT_LEASE_TTL,
     ShardClaimed,
     ShardEvent,
     ShardFatalError,
@@ -37,10 +38,6 @@ from ._trio_gate import TrioGateRunner, TrioSharedGateRunner
 from .trio import Gateway, one_error_as_itself
 
 __all__ = ["ShardClaimed", "ShardEvent", "ShardFatalError", "ShardReleased", "Shards", "open_shards"]
-
-
-#: Seconds a shard's lease lasts unless renewed; renewed every third of it.
-DEFAULT_LEASE_TTL = 10.0
 
 
 def open_shards(
