@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
+import pytest
 import sniffio
 import trio
 
@@ -20,6 +21,7 @@ import transports.trio
 from qqproto import Action, Dispatch, GatewayConfig, Health, OutgoingMessage
 from qqproto.testing import FakeQQPlatform
 from qqproto.testing.serve import LoopbackPlatform
+from transports import asyncio_shards, trio_shards
 from transports.threaded import GatewayThread
 
 TIMEOUT = 10.0
@@ -185,3 +187,19 @@ def _tree_size(task: trio.lowlevel.Task) -> int:
 def live_threads() -> list[str]:
     """Names of the threads alive now, but trio's idle worker cache (anyio runs trio as a guest on one)."""
     return sorted(thread.name for thread in threading.enumerate() if not thread.name.startswith("Trio thread"))
+
+
+# -- many shards, on either runtime ---------------------------------------------------------
+OPENERS = {"asyncio": asyncio_shards.open_shards, "trio": trio_shards.open_shards}
+
+
+@pytest.fixture(params=sorted(OPENERS), name="anyio_backend")
+def shards_backend(request: pytest.FixtureRequest) -> str:
+    """Each test runs on asyncio and on trio."""
+    return str(request.param)
+
+
+@pytest.fixture(name="open_shards")
+def shards_opener(anyio_backend: str) -> Callable[..., Any]:
+    """That runtime's ``open_shards``."""
+    return OPENERS[anyio_backend]

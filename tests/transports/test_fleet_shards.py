@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import harness
 import pytest
 import redis
 from harness import client_config, push_to_shards, wait_until
@@ -21,25 +22,13 @@ from qqproto import Dispatch, GatewayConfig, LocalProtocolError, Ready, Resumed
 from qqproto.testing.serve import LoopbackPlatform
 from qqproto_shards._redis import RedisCoordinator
 from qqproto_stores import SQLiteSessionStore
-from transports import asyncio_shards, trio_shards
 from transports._shard_set import ShardClaimed, ShardEvent, ShardReleased
 
 pytestmark = pytest.mark.anyio
+#: Each test runs on asyncio and on trio, with that runtime's ``open_shards``.
+anyio_backend, open_shards = harness.shards_backend, harness.shards_opener
 WINDOW = 0.3
 LEASE_TTL = 1.5
-OPENERS = {"asyncio": asyncio_shards.open_shards, "trio": trio_shards.open_shards}
-
-
-@pytest.fixture(params=sorted(OPENERS))
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """Each test runs on asyncio and on trio."""
-    return str(request.param)
-
-
-@pytest.fixture
-def open_shards(anyio_backend: str) -> Callable[..., Any]:
-    """That runtime's ``open_shards``."""
-    return OPENERS[anyio_backend]
 
 
 class Member:

@@ -9,34 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import harness
 import pytest
 from harness import client_config, push_to_shards, wait_until
 
 from qqproto import Dispatch, GatewayConfig, LocalProtocolError, Ready, Resumed, session_key
 from qqproto.testing.serve import LoopbackPlatform
 from qqproto_stores import SQLiteSessionStore
-from transports import asyncio_shards, trio_shards
 from transports.asyncio_shards import ShardEvent, ShardFatalError
 from transports.threaded_shards import ShardsThread
 
 pytestmark = pytest.mark.anyio
+#: Each test runs on asyncio and on trio, with that runtime's ``open_shards``.
+anyio_backend, open_shards = harness.shards_backend, harness.shards_opener
 WINDOW = 0.3
 FLEET = {"shards_suggested": 6, "max_concurrency": 2, "identify_window": WINDOW}
-
-
-OPENERS = {"asyncio": asyncio_shards.open_shards, "trio": trio_shards.open_shards}
-
-
-@pytest.fixture(params=sorted(OPENERS))
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """Each test runs on asyncio and on trio."""
-    return str(request.param)
-
-
-@pytest.fixture
-def open_shards(anyio_backend: str) -> Callable[..., Any]:
-    """That runtime's ``open_shards``."""
-    return OPENERS[anyio_backend]
 
 
 class Reader:
